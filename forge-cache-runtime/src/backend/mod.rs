@@ -1,0 +1,225 @@
+//! Backends: what the manager talks to. Every operation is described once
+//! as an [`Op`], which knows its Redis command and its in-memory meaning, so
+//! both backends and both (async and sync) call styles share one definition.
+
+pub(crate) mod memory;
+pub(crate) mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::{Cmd, Value};
+
+use crate::error::{Error, Result};
+use memory::{MemoryStore, Txn};
+
+/// A Lua script with its in-memory twin. The Lua side runs by SHA
+/// (`EVALSHA`), and is loaded again transparently after `NOSCRIPT`.
+pub(crate) struct Script {
+    pub(crate) lua: std::sync::LazyLock<::redis::Script>,
+    /// Runs the same logic on the in-memory store, atomically over the keys
+    /// (which must share a hash tag).
+    pub(crate) memory: fn(&mut Txn<'_>, &[&str], &[Arg<'_>]) -> Value,
+}
+
+/// A script argument.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+impl Arg<'_> {
+    pub(crate) fn int(&self) -> i64 {
+        match self {
+            Arg::Int(i) => *i,
+            Arg::Bytes(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> Vec<u8> {
+        match self {
+            Arg::Int(i) => i.to_string().into_bytes(),
+            Arg::Bytes(b) => b.to_vec(),
+        }
+    }
+}
+
+impl ::redis::ToRedisArgs for Arg<'_> {
+    fn write_redis_args<W: ?Sized + ::redis::RedisWrite>(&self, out: &mut W) {
+        match self {
+            Arg::Int(i) => i.write_redis_args(out),
+            Arg::Bytes(b) => b.write_redis_args(out),
+        }
+    }
+}
+
+/// One backend operation.
+pub(crate) enum Op<'a> {
+    Get(&'a str),
+    Set(&'a str, &'a [u8], Duration),
+    SetNx(&'a str, &'a [u8], Duration),
+    Del(&'a str),
+    Pttl(&'a str),
+    Expire(&'a str, Duration),
+    Ping,
+    Script(&'static Script, &'a [&'a str], &'a [Arg<'a>]),
+}
+
+fn millis(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+impl Op<'_> {
+    fn cmd(&self) -> Cmd {
+        let mut c;
+        match *self {
+            Op::Get(k) => {
+                c = ::redis::cmd("GET");
+                c.arg(k);
+            }
+            Op::Set(k, v, ttl) => {
+                c = ::redis::cmd("SET");
+                c.arg(k).arg(v).arg("PX").arg(millis(ttl));
+            }
+            Op::SetNx(k, v, ttl) => {
+                c = ::redis::cmd("SET");
+                c.arg(k).arg(v).arg("NX").arg("PX").arg(millis(ttl));
+            }
+            Op::Del(k) => {
+                c = ::redis::cmd("UNLINK");
+                c.arg(k);
+            }
+            Op::Pttl(k) => {
+                c = ::redis::cmd("PTTL");
+                c.arg(k);
+            }
+            Op::Expire(k, ttl) => {
+                c = ::redis::cmd("PEXPIRE");
+                c.arg(k).arg(millis(ttl));
+            }
+            Op::Ping => c = ::redis::cmd("PING"),
+            Op::Script(..) => unreachable!("scripts run through invocation"),
+        }
+        c
+    }
+
+    fn on_memory(&self, m: &MemoryStore) -> Value {
+        match *self {
+            Op::Get(k) => m
+                .get(k)
+                .map_or(Value::Nil, |b| Value::BulkString(b.to_vec())),
+            Op::Set(k, v, ttl) => {
+                m.set(k, memory::Value::Bytes(Arc::from(v)), ttl);
+                Value::Okay
+            }
+            Op::SetNx(k, v, ttl) => {
+                if m.set_nx(k, memory::Value::Bytes(Arc::from(v)), ttl) {
+                    Value::Okay
+                } else {
+                    Value::Nil
+                }
+            }
+            Op::Del(k) => Value::Int(m.del(k).into()),
+            Op::Pttl(k) => Value::Int(m.pttl(k).map_or(-2, |d| d.as_millis() as i64)),
+            Op::Expire(k, ttl) => Value::Int(m.expire(k, ttl).into()),
+            Op::Ping => Value::SimpleString("PONG".into()),
+            Op::Script(script, keys, args) => {
+                let first = keys.first().copied().unwrap_or("");
+                m.txn(first, |t| (script.memory)(t, keys, args))
+            }
+        }
+    }
+}
+
+/// The backend a manager talks to.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Memory(Arc<MemoryStore>),
+    Redis(Arc<redis::RedisBackend>),
+    /// The configuration was invalid; every operation fails like an outage.
+    Disabled(Arc<str>),
+}
+
+impl Backend {
+    pub(crate) async fn exec(&self, op: Op<'_>) -> Result<Value> {
+        match self {
+            Backend::Memory(m) => Ok(op.on_memory(m)),
+            Backend::Redis(r) => {
+                let mut conn = r.conn()?;
+                let fut = async {
+                    match op {
+                        Op::Script(script, keys, args) => {
+                            let mut inv = script.lua.prepare_invoke();
+                            for k in keys {
+                                inv.key(*k);
+                            }
+                            for a in args {
+                                inv.arg(a);
+                            }
+                            inv.invoke_async::<Value>(&mut conn).await
+                        }
+                        op => op.cmd().query_async::<Value>(&mut conn).await,
+                    }
+                };
+                match tokio::time::timeout(r.timeout(), fut).await {
+                    Ok(r) => Ok(r?),
+                    Err(_) => Err(Error::Timeout(r.timeout())),
+                }
+            }
+            Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
+        }
+    }
+
+    pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
+        match self {
+            Backend::Memory(m) => Ok(op.on_memory(m)),
+            Backend::Redis(r) => {
+                let mut conn = r.sync_conn()?;
+                let v = match op {
+                    Op::Script(script, keys, args) => {
+                        let mut inv = script.lua.prepare_invoke();
+                        for k in keys {
+                            inv.key(*k);
+                        }
+                        for a in args {
+                            inv.arg(a);
+                        }
+                        inv.invoke::<Value>(&mut *conn)?
+                    }
+                    op => op.cmd().query::<Value>(&mut *conn)?,
+                };
+                Ok(v)
+            }
+            Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
+        }
+    }
+
+    pub(crate) async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
+        match self {
+            Backend::Memory(m) => Ok(m.delete_pattern(pattern)),
+            Backend::Redis(r) => r.delete_pattern(pattern).await,
+            Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
+        }
+    }
+
+    pub(crate) fn delete_pattern_sync(&self, pattern: &str) -> Result<u64> {
+        match self {
+            Backend::Memory(m) => Ok(m.delete_pattern(pattern)),
+            Backend::Redis(r) => r.delete_pattern_sync(pattern),
+            Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
+        }
+    }
+
+    pub(crate) fn is_memory(&self) -> bool {
+        matches!(self, Backend::Memory(_))
+    }
+}
+
+/// Converts a reply into `T`.
+pub(crate) fn reply<T: ::redis::FromRedisValue>(v: Value) -> Result<T> {
+    ::redis::from_redis_value(v).map_err(|e| Error::Redis(e.into()))
+}

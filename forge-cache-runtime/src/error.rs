@@ -1,0 +1,103 @@
+//! The error type shared by every fallible operation.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in forge-cache.
+///
+/// Errors never contain a password: connection URLs are redacted before they
+/// are stored in an error, and Redis errors are carried as the server's reply.
+///
+/// ```
+/// use forge_cache_runtime::{Error, RedisSettings};
+///
+/// let err = RedisSettings::from_lookup(|var| (var == "REDIS_PORT").then(|| "abc".into()))
+///     .unwrap_err();
+/// assert!(matches!(err, Error::Config { var: "REDIS_PORT", .. }));
+/// assert_eq!(
+///     err.to_string(),
+///     r#"invalid setting REDIS_PORT="abc": expected a TCP port from 1 to 65535"#
+/// );
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting has a value that is not accepted.
+    #[error("invalid setting {var}={value:?}: expected {expected}")]
+    Config {
+        /// The environment variable (or builder field named after it).
+        var: &'static str,
+        /// The value that was given (redacted when it could hold a password).
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The backend answered with an error or could not be reached.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// An operation did not finish within its bound.
+    #[error("operation timed out after {0:?}")]
+    Timeout(Duration),
+    /// The circuit breaker is open after repeated failures; calls skip the
+    /// backend until the cooldown ends.
+    #[error("circuit breaker open: backend skipped after repeated failures")]
+    CircuitOpen,
+    /// `init` was called a second time, or after the first lazy use.
+    #[error("forge-cache is already initialized; init may be called once, before first use")]
+    AlreadyInitialized,
+    /// The backend is disabled because its configuration was invalid.
+    #[error("backend disabled: {0}")]
+    Disabled(String),
+    /// A value could not be turned into JSON.
+    #[error("could not encode value as JSON: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// A stored value could not be read back as the expected type.
+    #[error("could not decode stored value: {0}")]
+    Decode(#[source] serde_json::Error),
+    /// A value exceeded the configured maximum size.
+    #[error("value of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The operation is not available on this backend.
+    #[error("not supported by this backend: {0}")]
+    Unsupported(&'static str),
+    /// An unexpected reply shape from the backend.
+    #[error("unexpected reply from backend: {0}")]
+    Protocol(String),
+}
+
+impl Error {
+    /// Whether this error means the backend is unreachable or failing, as
+    /// opposed to a reply about the data. The circuit breaker counts only
+    /// these.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Error::Redis(r) => {
+                r.is_io_error()
+                    || r.is_timeout()
+                    || r.is_connection_dropped()
+                    || r.is_connection_refusal()
+            }
+            Error::Timeout(_) | Error::Disabled(_) | Error::CircuitOpen => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn config(
+        var: &'static str,
+        value: impl Into<String>,
+        expected: &'static str,
+    ) -> Self {
+        Error::Config {
+            var,
+            value: value.into(),
+            expected,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

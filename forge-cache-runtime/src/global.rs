@@ -1,0 +1,135 @@
+//! The process-wide manager that attribute macros reach without being
+//! handed one, and scoped overrides for tests and multi-tenant programs.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::manager::CacheManager;
+use crate::settings::RedisSettings;
+
+static GLOBAL: OnceLock<CacheManager> = OnceLock::new();
+
+tokio::task_local! {
+    static SCOPED: CacheManager;
+}
+
+thread_local! {
+    static SCOPED_SYNC: RefCell<Option<CacheManager>> = const { RefCell::new(None) };
+}
+
+/// Configures the process-wide manager. Call it once at startup, before the
+/// first cached or rate-limited call.
+///
+/// A second call (or a call after the first use lazily configured the
+/// manager from the environment) returns [`Error::AlreadyInitialized`] and
+/// changes nothing. An unreachable Redis is not an error here: it is logged,
+/// and calls fail open until it answers.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+/// use forge_cache_runtime::{init, RedisSettings};
+/// let manager = init(RedisSettings::memory()).await?;
+/// assert!(init(RedisSettings::memory()).await.is_err());
+/// # Ok(()) }
+/// ```
+pub async fn init(settings: RedisSettings) -> Result<&'static CacheManager> {
+    let manager = CacheManager::new(settings)?;
+    install(manager.clone())?;
+    if let Err(e) = manager.ping().await {
+        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %e,
+            "backend not reachable at startup; cached calls run uncached until it answers");
+    }
+    Ok(global())
+}
+
+/// Sync form of [`init`], for programs without an async runtime.
+pub fn init_sync(settings: RedisSettings) -> Result<&'static CacheManager> {
+    let manager = CacheManager::new(settings)?;
+    install(manager.clone())?;
+    if let Err(e) = manager.ping_sync() {
+        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %e,
+            "backend not reachable at startup; cached calls run uncached until it answers");
+    }
+    Ok(global())
+}
+
+fn install(manager: CacheManager) -> Result<()> {
+    let mut installed = false;
+    GLOBAL.get_or_init(|| {
+        installed = true;
+        manager
+    });
+    if installed {
+        Ok(())
+    } else {
+        Err(Error::AlreadyInitialized)
+    }
+}
+
+/// The process-wide manager.
+///
+/// Before [`init`], the first use configures it from the environment
+/// ([`RedisSettings::from_env`]): with no `REDIS_*` variables that is the
+/// in-memory backend. If the environment holds an invalid setting, the error
+/// is logged and the manager is *disabled*: cached functions run uncached
+/// and rate limits follow their `on_error` policy, as during a Redis outage.
+/// It never panics.
+///
+/// ```
+/// let manager = forge_cache_runtime::global();
+/// ```
+pub fn global() -> &'static CacheManager {
+    GLOBAL.get_or_init(|| match RedisSettings::from_env().and_then(CacheManager::new) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(target: "forge_cache", error = %e,
+                "forge-cache is not configured correctly; caching and rate limiting are disabled (fail-open)");
+            CacheManager::disabled(e.to_string())
+        }
+    })
+}
+
+/// The manager macro expansions use: the innermost [`CacheManager::scope`]
+/// or [`CacheManager::scope_sync`] around the caller, else [`global`].
+pub fn current() -> CacheManager {
+    if let Ok(m) = SCOPED.try_with(CacheManager::clone) {
+        return m;
+    }
+    if let Some(m) = SCOPED_SYNC.with(|s| s.borrow().clone()) {
+        return m;
+    }
+    global().clone()
+}
+
+impl CacheManager {
+    /// Runs `fut` with this manager as the one attribute macros use, instead
+    /// of the global one. Tasks spawned inside do not inherit it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use forge_cache_runtime::{CacheManager, RedisSettings, current};
+    /// let m = CacheManager::new(RedisSettings::memory()).unwrap();
+    /// m.scope(async { assert!(current().ping().await.is_ok()) }).await;
+    /// # }
+    /// ```
+    pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
+        SCOPED.scope(self.clone(), fut).await
+    }
+
+    /// Runs `f` with this manager as the one sync macro expansions on this
+    /// thread use.
+    pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<CacheManager>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let prev = self.0.take();
+                SCOPED_SYNC.with(|s| *s.borrow_mut() = prev);
+            }
+        }
+        let prev = SCOPED_SYNC.with(|s| s.borrow_mut().replace(self.clone()));
+        let _restore = Restore(prev);
+        f()
+    }
+}

@@ -1,0 +1,215 @@
+//! Dev-only helpers for forge-cache's tests and benchmarks: a real
+//! `redis-server` on a free loopback port, stopped by PID when dropped.
+//!
+//! There is no mock: a test that needs Redis and cannot start one panics with
+//! a message saying how to install it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer `PING` after starting.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` child process on 127.0.0.1.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    args: Vec<String>,
+    dir: PathBuf,
+}
+
+/// Picks a port that is free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+fn redis_server_binary() -> String {
+    let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+    if Command::new(&bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        panic!(
+            "`{bin}` is not installed, and this test needs a real Redis.\n\
+             Install it (Debian/Ubuntu: `apt-get install -y redis-server`; macOS: `brew install redis`),\n\
+             or run `bash scripts/test.sh`, which installs it when run as root."
+        );
+    }
+    bin
+}
+
+impl RedisServer {
+    /// Starts a server with no persistence on a free port.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments, e.g.
+    /// `["--requirepass", "pw"]`.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("forge-cache-redis-{}-{port}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let mut server = RedisServer {
+                child: None,
+                port,
+                args: extra.iter().map(|s| s.to_string()).collect(),
+                dir,
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("could not start redis-server: {last_err}");
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let bin = redis_server_binary();
+        let mut cmd = Command::new(bin);
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("redis-server exited at start with {status}"));
+            }
+            if self.answers_ping() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("redis-server did not answer PING in time".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        if s.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            // `+PONG`, or `-NOAUTH` when a password is required: either way it is up.
+            Ok(n) if n > 0 => buf[0] == b'+' || buf[..n].starts_with(b"-NOAUTH"),
+            _ => false,
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server (SIGKILL, by PID) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same arguments.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("could not restart redis-server: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Freezes the server with SIGSTOP: connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a paused server with SIGCONT.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let status = Command::new("kill").arg(sig).arg(pid.to_string()).status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "kill {sig} {pid} failed"
+            );
+        }
+    }
+
+    /// Runs a command through `redis-cli` against this server and returns
+    /// its output (for test setup such as `CONFIG SET`).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // A paused server ignores SIGKILL until resumed on some kernels'
+        // job-control paths; resume first to be safe.
+        if self.child.is_some() {
+            self.resume();
+        }
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,113 @@
+//! Shared test setup: the same behaviour runs against every backend.
+#![allow(dead_code)]
+
+use forge_cache::{CacheManager, RedisSettings};
+use forge_cache_testkit::RedisServer;
+
+/// A manager on one backend, with the server it needs (if any).
+pub struct Env {
+    pub manager: CacheManager,
+    pub server: Option<RedisServer>,
+}
+
+impl Env {
+    pub fn memory() -> Self {
+        Env {
+            manager: CacheManager::new(RedisSettings::memory()).unwrap(),
+            server: None,
+        }
+    }
+
+    pub fn redis() -> Self {
+        Self::redis_with(|b| b)
+    }
+
+    pub fn redis_with(
+        f: impl FnOnce(forge_cache::RedisSettingsBuilder) -> forge_cache::RedisSettingsBuilder,
+    ) -> Self {
+        let server = RedisServer::start();
+        let settings = f(RedisSettings::builder().url(server.url()))
+            .build()
+            .unwrap();
+        Env {
+            manager: CacheManager::new(settings).unwrap(),
+            server: Some(server),
+        }
+    }
+
+    /// Another manager (as another process would have) on the same backend.
+    pub fn second_manager(&self) -> CacheManager {
+        match &self.server {
+            Some(s) => {
+                CacheManager::new(RedisSettings::builder().url(s.url()).build().unwrap()).unwrap()
+            }
+            None => self.manager.clone(),
+        }
+    }
+
+    pub fn server(&mut self) -> &mut RedisServer {
+        self.server
+            .as_mut()
+            .expect("this test needs the Redis backend")
+    }
+}
+
+/// Generates one test per backend for each named `async fn(Env)`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Env::memory()).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Env::redis()).await
+                }
+            )*
+        }
+    };
+}
+
+/// Like `on_every_backend!`, for sync `fn(Env)` tests.
+#[macro_export]
+macro_rules! on_every_backend_sync {
+    ($($name:ident),* $(,)?) => {
+        mod memory_sync {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::common::Env::memory())
+                }
+            )*
+        }
+        mod redis_sync {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::common::Env::redis())
+                }
+            )*
+        }
+    };
+}
+
+/// Polls `check` every few milliseconds until it holds or `within` passes.
+pub async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
