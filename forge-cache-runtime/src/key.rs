@@ -9,6 +9,7 @@
 //! is built for it.
 
 use std::fmt::{self, Write as _};
+
 use std::io;
 
 use md5::{Digest, Md5};
@@ -98,15 +99,33 @@ impl ArgsHasher {
     }
 
     /// The 32 lowercase hex digits of the digest.
-    pub fn finish_hex(mut self) -> String {
-        self.md5.update(b"]");
-        let digest = self.md5.finalize();
-        let mut hex = String::with_capacity(32);
-        for b in digest {
-            let _ = write!(hex, "{b:02x}");
-        }
-        hex
+    pub fn finish_hex(self) -> String {
+        let mut buf = [0u8; 32];
+        hex_digest(&self.finish(), &mut buf).to_owned()
     }
+
+    /// The 16 bytes of the digest.
+    pub fn finish(mut self) -> [u8; 16] {
+        self.md5.update(b"]");
+        self.md5.finalize().into()
+    }
+}
+
+/// Writes `digest` as 32 lowercase hex digits into `buf`, without allocating.
+///
+/// ```
+/// use forge_cache_runtime::key::hex_digest;
+/// let mut buf = [0u8; 32];
+/// assert_eq!(hex_digest(&[0xab; 16], &mut buf), "ab".repeat(16));
+/// ```
+pub fn hex_digest<'b>(digest: &[u8; 16], buf: &'b mut [u8; 32]) -> &'b str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in digest.iter().enumerate() {
+        buf[2 * i] = HEX[usize::from(b >> 4)];
+        buf[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    // Only ASCII hex digits were written.
+    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 /// Writes `value` into `out` as a key component: bytes that could reach

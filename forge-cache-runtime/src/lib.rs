@@ -8,6 +8,7 @@
 
 mod backend;
 mod breaker;
+mod cache;
 mod codec;
 mod error;
 pub mod glob;
@@ -19,6 +20,7 @@ mod secret;
 mod settings;
 
 pub use backend::redis::{SyncConnection, SyncConnector};
+pub use cache::{CacheCounters, CacheStats};
 pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};
 pub use info::MemoryInfo;
@@ -31,5 +33,11 @@ pub use redis;
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::cache::{
+        CacheSite, CallKey, KeyArg, KeyHasher, KeyTemplate, OptionPolicy, Policy, ResultPolicy,
+        ValuePolicy, cached, cached_sync, invalidate, invalidate_all, invalidate_all_sync,
+        invalidate_sync,
+    };
+    pub use crate::error::Result;
     pub use crate::global::current;
 }

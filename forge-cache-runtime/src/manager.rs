@@ -14,6 +14,7 @@ use crate::backend::memory::MemoryStore;
 use crate::backend::redis::RedisBackend;
 use crate::backend::{Backend, Op, reply};
 use crate::breaker::{Breaker, LogThrottle};
+use crate::cache::flight::Flights;
 use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 use crate::glob;
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) breaker: Breaker,
     log: LogThrottle,
     peak_bytes: AtomicUsize,
+    /// In-flight misses of `#[cache_result]` calls (single-flight).
+    pub(crate) flights: Flights,
 }
 
 impl std::fmt::Debug for CacheManager {
@@ -91,6 +94,7 @@ impl CacheManager {
                 settings,
                 log: LogThrottle::new(),
                 peak_bytes: AtomicUsize::new(0),
+                flights: Flights::default(),
             }),
         }
     }

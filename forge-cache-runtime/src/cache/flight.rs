@@ -1,0 +1,181 @@
+//! Single-flight: concurrent misses of one key in one process run the
+//! function once. The first caller leads; the others wait for it and decode
+//! the bytes it stored.
+//!
+//! Errors are not shared: a leader whose result is not cacheable (an `Err`,
+//! or `None` without `cache_none`) publishes nothing, and each waiter then
+//! runs the function itself, because an `E` need not be `Clone` and cannot
+//! be handed to several callers. A leader that is cancelled (its future
+//! dropped) or panics abandons the flight; one waiter becomes the next
+//! leader. Nothing is ever left waiting on a flight that will not finish.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+
+/// The flights of one manager, by full key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<Box<str>, Arc<Flight>>>,
+}
+
+/// One computation in progress.
+pub(crate) struct Flight {
+    state: Mutex<State>,
+    cond: Condvar,
+    notify: Notify,
+}
+
+/// How a flight ended, as waiters see it.
+#[derive(Clone)]
+pub(crate) enum State {
+    Running,
+    /// The leader finished: the encoded value, or `None` when its result
+    /// was not cacheable.
+    Done(Option<Arc<[u8]>>),
+    /// The leader was cancelled or panicked.
+    Abandoned,
+}
+
+pub(crate) enum Join<'a> {
+    Lead(Leader<'a>),
+    Wait(Arc<Flight>),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Flights {
+    /// Leads the flight of `key`, or joins the one in progress.
+    pub(crate) fn join(&self, key: &str) -> Join<'_> {
+        let mut map = lock(&self.map);
+        if let Some(f) = map.get(key) {
+            return Join::Wait(f.clone());
+        }
+        let flight = Arc::new(Flight {
+            state: Mutex::new(State::Running),
+            cond: Condvar::new(),
+            notify: Notify::new(),
+        });
+        map.insert(key.into(), flight.clone());
+        Join::Lead(Leader {
+            flights: self,
+            key: key.into(),
+            flight,
+            finished: false,
+        })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+}
+
+impl Flight {
+    /// Waits until the leader finishes or gives up.
+    pub(crate) async fn wait(&self) -> State {
+        loop {
+            let mut notified = pin!(self.notify.notified());
+            // Registered before the state is read, so no wake-up is lost.
+            notified.as_mut().enable();
+            let state = lock(&self.state).clone();
+            if !matches!(state, State::Running) {
+                return state;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sync form of [`wait`](Self::wait).
+    pub(crate) fn wait_sync(&self) -> State {
+        let mut state = lock(&self.state);
+        while matches!(*state, State::Running) {
+            state = self
+                .cond
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.clone()
+    }
+}
+
+/// The leader's side of a flight. Dropping it unfinished abandons the
+/// flight, so a cancelled leader never wedges its key.
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: Box<str>,
+    flight: Arc<Flight>,
+    finished: bool,
+}
+
+impl Leader<'_> {
+    /// Publishes the encoded value (or `None`: not cacheable) to waiters.
+    pub(crate) fn finish(mut self, value: Option<&[u8]>) {
+        self.publish(State::Done(value.map(Arc::from)));
+    }
+
+    fn publish(&mut self, state: State) {
+        self.finished = true;
+        {
+            let mut map = lock(&self.flights.map);
+            if map
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                map.remove(&self.key);
+            }
+        }
+        *lock(&self.flight.state) = state;
+        self.flight.cond.notify_all();
+        self.flight.notify.notify_waiters();
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.publish(State::Abandoned);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_leader_abandons_and_frees_the_key() {
+        let flights = Flights::default();
+        let Join::Lead(leader) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let Join::Wait(flight) = flights.join("k") else {
+            panic!("second caller waits")
+        };
+        drop(leader);
+        assert!(matches!(flight.wait_sync(), State::Abandoned));
+        assert_eq!(flights.len(), 0);
+        assert!(matches!(flights.join("k"), Join::Lead(_)));
+    }
+
+    #[tokio::test]
+    async fn waiters_get_the_leaders_bytes() {
+        let flights = Flights::default();
+        let Join::Lead(leader) = flights.join("k") else {
+            panic!()
+        };
+        let Join::Wait(flight) = flights.join("k") else {
+            panic!()
+        };
+        let waiter = tokio::spawn(async move { flight.wait().await });
+        leader.finish(Some(b"42"));
+        match waiter.await.unwrap() {
+            State::Done(Some(b)) => assert_eq!(&*b, b"42"),
+            _ => panic!("expected the leader's bytes"),
+        }
+    }
+}

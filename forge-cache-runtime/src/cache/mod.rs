@@ -1,0 +1,27 @@
+//! The runtime of `#[cache_result]`: what one cached call does, the static
+//! description of each cached function, output policies, counters and
+//! single-flight.
+//!
+//! A call computes its key from its arguments, reads the key, and on a hit
+//! decodes the stored JSON. On a miss the function runs (once per key in
+//! this process while concurrent calls wait: single-flight) and its result
+//! is stored when the output policy says it is cacheable. Every backend
+//! failure is logged (at most once a second) and the function simply runs:
+//! the cache never breaks the application.
+//!
+//! Errors are not shared between concurrent callers: `E` need not be
+//! `Clone`, so when the leading call's result is an `Err` (or an uncached
+//! `None`), each waiting call runs the function itself.
+
+mod call;
+pub(crate) mod flight;
+mod policy;
+mod site;
+mod stats;
+
+pub use call::{
+    cached, cached_sync, invalidate, invalidate_all, invalidate_all_sync, invalidate_sync,
+};
+pub use policy::{OptionPolicy, Policy, ResultPolicy, ValuePolicy};
+pub use site::{CacheSite, CallKey, KeyArg, KeyHasher, KeyTemplate};
+pub use stats::{CacheCounters, CacheStats};

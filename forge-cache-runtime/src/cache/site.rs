@@ -1,0 +1,237 @@
+//! A cached function's static description, and the key of one call.
+
+use std::fmt::Display;
+
+use serde::Serialize;
+
+use super::stats::Counters;
+use crate::glob;
+use crate::key::{ArgsHasher, hex_digest, join_key, push_component};
+
+/// What `#[cache_result]` knows about one function, as a `static` next to
+/// it: its key prefix and name, its TTL, its flags, and its counters.
+///
+/// ```
+/// use forge_cache_runtime::__private::CacheSite;
+/// static SITE: CacheSite = CacheSite::new("products", "get_products", 1800, 0, None);
+/// assert_eq!(SITE.prefix(), "products");
+/// ```
+pub struct CacheSite {
+    prefix: &'static str,
+    name: &'static str,
+    ttl_secs: u64,
+    flags: u8,
+    template_pattern: Option<&'static str>,
+    pub(crate) counters: Counters,
+}
+
+impl CacheSite {
+    /// Flag: store `None` too (`cache_none = true`).
+    pub const CACHE_NONE: u8 = 1;
+
+    /// A site. `ttl_secs == 0` means the settings' default TTL.
+    /// `template_pattern` is the glob matching every key of a key template
+    /// (`Some("user:*:profile")`), `None` for hashed keys.
+    pub const fn new(
+        prefix: &'static str,
+        name: &'static str,
+        ttl_secs: u64,
+        flags: u8,
+        template_pattern: Option<&'static str>,
+    ) -> Self {
+        CacheSite {
+            prefix,
+            name,
+            ttl_secs,
+            flags,
+            template_pattern,
+            counters: Counters::new(),
+        }
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &'static str {
+        self.prefix
+    }
+
+    /// The function name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn ttl(&self, default: std::time::Duration) -> std::time::Duration {
+        if self.ttl_secs == 0 {
+            default
+        } else {
+            std::time::Duration::from_secs(self.ttl_secs)
+        }
+    }
+
+    pub(crate) fn cache_none(&self) -> bool {
+        self.flags & Self::CACHE_NONE != 0
+    }
+
+    /// The full key of one call: `[ns:]prefix:name:<md5 hex>` for hashed
+    /// keys, `[ns:]<rendered template>` for templates.
+    pub(crate) fn key(
+        &self,
+        namespace: Option<&str>,
+        call: CallKey,
+    ) -> Result<String, serde_json::Error> {
+        match call {
+            CallKey::Hashed(digest) => {
+                let mut buf = [0u8; 32];
+                let hex = hex_digest(&digest, &mut buf);
+                Ok(join_key(namespace, &[self.prefix, self.name, hex]))
+            }
+            CallKey::Rendered(key) => Ok(match namespace {
+                None => key,
+                Some(_) => join_key(namespace, &[&key]),
+            }),
+            CallKey::Unkeyable(e) => Err(e),
+        }
+    }
+
+    /// The glob matching every key of this function (without the
+    /// namespace, which the manager adds).
+    pub(crate) fn pattern(&self) -> String {
+        match self.template_pattern {
+            Some(p) => p.to_owned(),
+            None => join_key(
+                None,
+                &[&glob::escape(self.prefix), &glob::escape(self.name), "*"],
+            ),
+        }
+    }
+}
+
+/// The key of one call, computed from its arguments before the body runs.
+pub enum CallKey {
+    /// The MD5 of the key arguments' JSON array.
+    Hashed([u8; 16]),
+    /// A rendered key template.
+    Rendered(String),
+    /// An argument could not be serialized: the call runs uncached.
+    Unkeyable(serde_json::Error),
+}
+
+/// A value that can be part of a cache key: anything `Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a cache key: it does not implement `serde::Serialize`",
+    label = "this argument is part of the cache key",
+    note = "leave the argument out of the key with `skip(...)`, or derive `serde::Serialize` for its type"
+)]
+pub trait KeyArg {
+    #[doc(hidden)]
+    fn hash_into(&self, hasher: &mut ArgsHasher) -> Result<(), serde_json::Error>;
+}
+
+impl<T: Serialize + ?Sized> KeyArg for T {
+    fn hash_into(&self, hasher: &mut ArgsHasher) -> Result<(), serde_json::Error> {
+        hasher.arg(self)
+    }
+}
+
+/// Builds a hashed [`CallKey`], one argument at a time.
+///
+/// ```
+/// use forge_cache_runtime::__private::{CallKey, KeyHasher};
+/// let mut h = KeyHasher::new();
+/// h.arg(&"books");
+/// h.arg(&2);
+/// assert!(matches!(h.finish(), CallKey::Hashed(_)));
+/// ```
+pub struct KeyHasher {
+    hasher: ArgsHasher,
+    error: Option<serde_json::Error>,
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeyHasher {
+    /// No arguments yet.
+    pub fn new() -> Self {
+        KeyHasher {
+            hasher: ArgsHasher::new(),
+            error: None,
+        }
+    }
+
+    /// Adds one key argument.
+    #[inline]
+    pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
+        if self.error.is_none() {
+            self.error = value.hash_into(&mut self.hasher).err();
+        }
+    }
+
+    /// Adds a type's name, so that instantiations of a generic function (or
+    /// methods of different types) do not share entries.
+    pub fn type_name(&mut self, name: &str) {
+        self.hasher.type_name(name);
+    }
+
+    /// The call's key.
+    pub fn finish(self) -> CallKey {
+        match self.error {
+            Some(e) => CallKey::Unkeyable(e),
+            None => CallKey::Hashed(self.hasher.finish()),
+        }
+    }
+}
+
+/// Renders a key template: literal parts as written, placeholders through
+/// [`push_component`] (escaped, so a value cannot add `:` or glob syntax).
+///
+/// ```
+/// use forge_cache_runtime::__private::{CallKey, KeyTemplate};
+/// let mut k = KeyTemplate::new(16);
+/// k.lit("user:");
+/// k.part(&"a:b");
+/// k.lit(":profile");
+/// assert!(matches!(k.finish(), CallKey::Rendered(s) if s == "user:a%3Ab:profile"));
+/// ```
+pub struct KeyTemplate(String);
+
+impl KeyTemplate {
+    /// An empty key with room for `capacity` bytes.
+    pub fn new(capacity: usize) -> Self {
+        KeyTemplate(String::with_capacity(capacity))
+    }
+
+    /// Appends a literal part of the template.
+    #[inline]
+    pub fn lit(&mut self, s: &str) {
+        self.0.push_str(s);
+    }
+
+    /// Appends a placeholder's value.
+    #[inline]
+    pub fn part<T: Display + ?Sized>(&mut self, value: &T) {
+        push_component(&mut self.0, &value);
+    }
+
+    /// The call's key.
+    pub fn finish(self) -> CallKey {
+        CallKey::Rendered(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_key_has_prefix_name_and_hex() {
+        let site = CacheSite::new("products", "get", 0, 0, None);
+        let mut h = KeyHasher::new();
+        h.arg("books");
+        let key = site.key(Some("v2"), h.finish()).unwrap();
+        assert_eq!(key, "v2:products:get:0dcd08f7a59377dc163eeecd7dee3863");
+        assert_eq!(site.pattern(), "products:get:*");
+    }
+}
