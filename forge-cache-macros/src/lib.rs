@@ -1,3 +1,136 @@
 //! Attribute macros for [`forge-cache`](https://docs.rs/forge-cache).
 //!
 //! Use them through the `forge-cache` crate, which re-exports them.
+#![forbid(unsafe_code)]
+
+mod args;
+mod expand;
+mod item;
+
+use proc_macro::TokenStream;
+
+/// Caches a function's result in Redis (or the in-memory backend) for `ttl`
+/// seconds.
+///
+/// ```
+/// use forge_cache::cache_result;
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Product;
+/// # #[derive(Debug)] struct DbError;
+///
+/// #[cache_result(ttl = 1800, key_prefix = "products")]
+/// async fn get_products(category: &str) -> Result<Vec<Product>, DbError> {
+///     // an expensive query
+/// #   Ok(vec![])
+/// }
+/// ```
+///
+/// Works on async and sync functions (sync ones use the sync client),
+/// methods, generic functions, and axum handlers (the expanded handler is
+/// still a handler, and its future is still `Send`).
+///
+/// # Arguments
+///
+/// | argument | default | meaning |
+/// |---|---|---|
+/// | `ttl = 60` | `REDIS_DEFAULT_TTL` | seconds an entry lives (> 0) |
+/// | `key_prefix = "products"` | `"cache"` | first key segment (no whitespace, `:` or glob characters) |
+/// | `key = "user:{user_id}:profile"` | hashed key | a readable key template (see below) |
+/// | `skip(db, state)` | none | arguments left out of the key |
+/// | `cache_none = true` | `false` | also cache `None` (negative caching) |
+/// | `returns = "result"` | from the return type | `"result"`: cache `Ok` only; `"option"`: `Some` only; `"value"`: everything |
+/// | `crate = "::forge_cache"` | `::forge_cache` | where the forge-cache crate is |
+///
+/// # Keys
+///
+/// By default the key is `[namespace:]<key_prefix>:<fn name>:<md5>`, the
+/// MD5 (32 lowercase hex digits) being taken over the JSON array of the key
+/// arguments, e.g. `["books",2]` for `get_products("books", 2)`. Every
+/// argument not skipped is part of the key and must be `serde::Serialize`;
+/// `&self` is not part of it. Generic functions and methods also hash the
+/// return type's name (and `Self`'s), so instantiations do not share
+/// entries. Unlike the guide's flat MD5 key, the readable prefix keeps
+/// `delete_pattern("products:*")` working.
+///
+/// A template renders placeholders (argument names, `arg.field` paths, or
+/// `self.field` in methods) with `Display`, escaping `:`, glob characters
+/// and whitespace, so `key = "user:{user_id}:profile"` gives
+/// `user:42:profile`, reachable by `delete_pattern("user:42:*")`. A
+/// template is the whole key (after the namespace): put any prefix in it.
+///
+/// ```
+/// use forge_cache::cache_result;
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct User;
+/// # struct PgPool;
+/// #[cache_result(ttl = 60, key = "user:{user_id}:profile", skip(db))]
+/// async fn get_user(db: &PgPool, user_id: i64) -> Option<User> {
+/// #   None
+/// }
+/// ```
+///
+/// # What is cached
+///
+/// `Result<T, E>` (also `io::Result<T>`, `anyhow::Result<T>`: the last path
+/// segment decides): only `Ok(T)` is stored, as `T`'s JSON. `Option<T>`:
+/// `Some(T)` is stored; `None` only with `cache_none = true` (as `null`).
+/// Any other type: always stored. Any stored value is a hit, including `0`,
+/// `""`, `[]`, `false` and `null`. Use `returns = "..."` for aliases whose
+/// name hides the shape.
+///
+/// # Failures
+///
+/// The cache never breaks the function: when the backend fails, times out
+/// or the circuit breaker is open, the function runs and its result is
+/// returned (a warning is logged, at most once a second). A stored value
+/// that no longer decodes (the type changed) is a miss and is overwritten.
+/// A result that cannot be serialized, or exceeds `REDIS_MAX_VALUE_BYTES`,
+/// is returned uncached and logged. A key argument that fails to serialize
+/// (e.g. a map with non-string keys) makes the call run uncached.
+///
+/// # Concurrent misses
+///
+/// Concurrent calls with the same key in one process run the function once
+/// (single-flight): the others wait and decode the stored value. Errors are
+/// not shared (`E` need not be `Clone`): if the first call returns `Err`,
+/// each waiting call runs the function itself. A cancelled first call hands
+/// the work to a waiting one.
+///
+/// # Invalidation
+///
+/// Two functions are generated next to the cached one, with the same
+/// visibility (associated functions for methods), async if it is async:
+///
+/// - `<name>_invalidate(<key arguments>) -> forge_cache::Result<bool>`
+///   removes the entry of one call (the arguments are those that make up the
+///   key, in order; `&self` too when the template names `self`);
+/// - `<name>_invalidate_all() -> forge_cache::Result<u64>` removes every
+///   entry of the function (`SCAN` + `UNLINK` over `prefix:name:*`, or the
+///   template with `*` for each placeholder).
+///
+/// ```
+/// use forge_cache::cache_result;
+/// #[cache_result(ttl = 60, key_prefix = "products")]
+/// async fn count_products(category: &str) -> u64 {
+/// #   0
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> forge_cache::Result<()> {
+/// count_products("books").await; // stored
+/// assert!(count_products_invalidate("books").await?); // removed
+/// count_products_invalidate_all().await?;
+/// # Ok(()) }
+/// ```
+///
+/// Not usable in trait `impl` blocks (the companions are not trait
+/// members). Methods of different types with the same name and prefix
+/// share `invalidate_all`: give them distinct `key_prefix`es.
+///
+/// # Observability
+///
+/// `tracing` debug events (target `forge_cache`) for every hit, miss, store
+/// and error carry the prefix and function name (never values);
+/// `CacheManager::stats()` sums hits, misses, stores and errors per prefix.
+#[proc_macro_attribute]
+pub fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cache_result(attr.into(), item.into()).into()
+}

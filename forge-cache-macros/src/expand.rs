@@ -1,0 +1,364 @@
+//! Code generation. Generated code names only `<crate>::__private::…` and
+//! `::core::…`; its locals use mixed-site hygiene, so they can neither see
+//! nor shadow the user's names.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::{Ident, ItemFn, Member};
+
+use crate::args::{CacheArgs, Template, TemplatePart};
+use crate::item::{FnInfo, ReturnKind, plain_pattern};
+
+/// On an error, the error and the item unchanged (so IDEs keep working).
+pub(crate) fn or_item(result: syn::Result<TokenStream>, item: TokenStream) -> TokenStream {
+    result.unwrap_or_else(|e| {
+        let mut out = e.to_compile_error();
+        out.extend(item);
+        out
+    })
+}
+
+/// Parses the annotated item as a function with a body.
+pub(crate) fn parse_fn(item: TokenStream, macro_name: &str) -> syn::Result<ItemFn> {
+    syn::parse2::<ItemFn>(item).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("#[{macro_name}] applies to a function or method with a body ({e})"),
+        )
+    })
+}
+
+/// The path generated code goes through: `<crate>::__private`.
+pub(crate) fn private_path(krate: Option<&syn::Path>) -> TokenStream {
+    match krate {
+        Some(p) => quote!(#p::__private),
+        None => quote!(::forge_cache::__private),
+    }
+}
+
+fn mixed(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// Lists `names` for an error message.
+fn list(names: &[&Ident]) -> String {
+    if names.is_empty() {
+        "it has none".to_owned()
+    } else {
+        let v: Vec<String> = names.iter().map(|i| format!("`{i}`")).collect();
+        format!("its arguments are {}", v.join(", "))
+    }
+}
+
+/// How a call's key is built.
+enum KeyPlan<'a> {
+    /// MD5 over these arguments.
+    Hashed(Vec<&'a Ident>),
+    Template(&'a Template),
+}
+
+pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream {
+    or_item(expand_cache(attr, item.clone()), item)
+}
+
+fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let args = CacheArgs::parse(attr)?;
+    let f = parse_fn(item, "cache_result")?;
+    let info = FnInfo::analyze(&f, "cache_result")?;
+    let bindings: Vec<&Ident> = info.bindings().collect();
+
+    for s in &args.skip {
+        if !bindings.contains(&s) {
+            return Err(syn::Error::new(
+                s.span(),
+                format!(
+                    "`skip` names `{s}`, which is not an argument of this function; {}",
+                    list(&bindings)
+                ),
+            ));
+        }
+    }
+    let plan = match &args.template {
+        Some(t) => {
+            check_template(t, &info, &bindings, &args.skip)?;
+            KeyPlan::Template(t)
+        }
+        None => KeyPlan::Hashed(
+            bindings
+                .iter()
+                .copied()
+                .filter(|b| !args.skip.contains(b))
+                .collect(),
+        ),
+    };
+
+    let p = private_path(args.krate.as_ref());
+    let name = f.sig.ident.unraw().to_string();
+    let (prefix, pattern) = match &args.template {
+        Some(t) => (template_prefix(t), {
+            let g = t.glob();
+            quote!(::core::option::Option::Some(#g))
+        }),
+        None => (
+            args.key_prefix
+                .as_ref()
+                .map_or_else(|| "cache".to_owned(), |p| p.0.clone()),
+            quote!(::core::option::Option::None),
+        ),
+    };
+    let ttl = args.ttl.unwrap_or(0);
+    let flags: u8 = if args.cache_none { 1 } else { 0 };
+    let site = mixed("__FORGE_CACHE_SITE");
+    let site_def = quote! {
+        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern);
+    };
+
+    let key = key_expr(&p, &info, &plan);
+    let key_var = mixed("__forge_cache_key");
+    let ret = &info.ret;
+    let policy = match args.returns.map_or(info.ret_kind, |r| r.0) {
+        ReturnKind::Result => quote!(ResultPolicy),
+        ReturnKind::Option => quote!(OptionPolicy),
+        ReturnKind::Value => quote!(ValuePolicy),
+    };
+    let stmts = &f.block.stmts;
+    let body = if info.is_async {
+        let call = quote_spanned!(info.ret_span=> #p::cached::<#p::#policy, _, _>);
+        let r = mixed("__forge_cache_ret");
+        quote! {
+            #site_def
+            let #key_var = #key;
+            #call(&#site, #key_var, async move {
+                // Pins the block's type to the return type, so `?` and
+                // `return` in the body mean what they meant in the function.
+                #[allow(
+                    unreachable_code,
+                    clippy::diverging_sub_expression,
+                    clippy::empty_loop,
+                    clippy::let_unit_value,
+                    clippy::needless_return,
+                    clippy::unreachable
+                )]
+                if false {
+                    let #r: #ret = loop {};
+                    return #r;
+                }
+                #(#stmts)*
+            })
+            .await
+        }
+    } else {
+        let call = quote_spanned!(info.ret_span=> #p::cached_sync::<#p::#policy, _, _>);
+        quote! {
+            #site_def
+            let #key_var = #key;
+            #call(&#site, #key_var, move || -> #ret { #(#stmts)* })
+        }
+    };
+
+    let attrs = &f.attrs;
+    let vis = &f.vis;
+    let sig = &f.sig;
+    let companions = companions(&f, &info, &plan, &p, &site_def, &site, &name);
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+        #companions
+    })
+}
+
+/// Checks that every placeholder names an argument (or `self` in a
+/// method), and none is skipped.
+fn check_template(
+    t: &Template,
+    info: &FnInfo,
+    bindings: &[&Ident],
+    skip: &[Ident],
+) -> syn::Result<()> {
+    for part in &t.parts {
+        let TemplatePart::Var(path) = part else {
+            continue;
+        };
+        let head = path[0].as_str();
+        if head == "self" {
+            if !info.has_receiver {
+                return Err(syn::Error::new(
+                    t.lit.span(),
+                    "the key template names `self`, but this function has no `self` receiver",
+                ));
+            }
+        } else if !bindings.iter().any(|b| *b == head) {
+            return Err(syn::Error::new(
+                t.lit.span(),
+                format!(
+                    "the key template names `{{{}}}`, but `{head}` is not an argument of this function; {}",
+                    path.join("."),
+                    list(bindings)
+                ),
+            ));
+        } else if let Some(s) = skip.iter().find(|s| *s == head) {
+            return Err(syn::Error::new(
+                s.span(),
+                format!("`{s}` is both skipped and used in the key template"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The counters' prefix of a template key: its first segment.
+fn template_prefix(t: &Template) -> String {
+    match t.parts.first() {
+        Some(TemplatePart::Lit(s)) => {
+            let first = s.split(':').next().unwrap_or("");
+            if first.is_empty() { "cache" } else { first }.to_owned()
+        }
+        _ => "cache".to_owned(),
+    }
+}
+
+/// The expression computing the call's `CallKey`, from references to the
+/// key arguments (before the body takes them).
+fn key_expr(p: &TokenStream, info: &FnInfo, plan: &KeyPlan<'_>) -> TokenStream {
+    match plan {
+        KeyPlan::Hashed(idents) => {
+            let h = mixed("__forge_cache_hasher");
+            // One call per argument, spanned at it: a non-serializable
+            // argument's error points at that argument.
+            let args = idents
+                .iter()
+                .map(|id| quote_spanned!(id.span()=> #h.arg(&#id);));
+            let ret = &info.ret;
+            let mut types = TokenStream::new();
+            if info.is_generic || info.has_receiver || info.ret_mentions_self() {
+                types.extend(quote!(#h.type_name(::core::any::type_name::<#ret>());));
+            }
+            if info.has_receiver {
+                types.extend(quote!(#h.type_name(::core::any::type_name::<Self>());));
+            }
+            quote!({
+                let mut #h = #p::KeyHasher::new();
+                #(#args)*
+                #types
+                #h.finish()
+            })
+        }
+        KeyPlan::Template(t) => {
+            let k = mixed("__forge_cache_key");
+            let span = t.lit.span();
+            let mut capacity = 0usize;
+            let parts = t.parts.iter().map(|part| match part {
+                TemplatePart::Lit(s) => {
+                    capacity += s.len();
+                    quote!(#k.lit(#s);)
+                }
+                TemplatePart::Var(path) => {
+                    capacity += 16;
+                    let head = if path[0] == "self" {
+                        syn::Token![self](span).into_token_stream()
+                    } else {
+                        Ident::new(&path[0], span).into_token_stream()
+                    };
+                    let fields = path[1..].iter().map(|f| match f.parse::<u32>() {
+                        Ok(index) => Member::Unnamed(syn::Index { index, span }),
+                        Err(_) => Member::Named(Ident::new(f, span)),
+                    });
+                    quote_spanned!(span=> #k.part(&#head #(.#fields)*);)
+                }
+            });
+            let parts: Vec<TokenStream> = parts.collect();
+            quote!({
+                let mut #k = #p::KeyTemplate::new(#capacity);
+                #(#parts)*
+                #k.finish()
+            })
+        }
+    }
+}
+
+/// `<name>_invalidate(<key args>)` and `<name>_invalidate_all()`.
+fn companions(
+    f: &ItemFn,
+    info: &FnInfo,
+    plan: &KeyPlan<'_>,
+    p: &TokenStream,
+    site_def: &TokenStream,
+    site: &Ident,
+    name: &str,
+) -> TokenStream {
+    let (key_names, uses_self): (Vec<&Ident>, bool) = match plan {
+        KeyPlan::Hashed(ids) => (ids.clone(), false),
+        KeyPlan::Template(t) => {
+            let mut uses_self = false;
+            let mut names = Vec::new();
+            for part in &t.parts {
+                if let TemplatePart::Var(path) = part {
+                    if path[0] == "self" {
+                        uses_self = true;
+                    } else if let Some(b) = info.bindings().find(|b| **b == path[0]) {
+                        names.push(b);
+                    }
+                }
+            }
+            (names, uses_self)
+        }
+    };
+    let params = info
+        .args
+        .iter()
+        .filter(|a| a.bindings.iter().any(|b| key_names.contains(&b)))
+        .map(|a| {
+            let pat = plain_pattern(&a.pat);
+            let ty = &a.ty;
+            quote!(#pat: #ty)
+        });
+    let receiver = uses_self.then(|| quote!(&self,));
+    let key = key_expr(p, info, plan);
+    let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    let cfgs2 = cfgs.clone();
+    let vis = &f.vis;
+    let span = f.sig.ident.span();
+    let one = format_ident!("{}_invalidate", name, span = span);
+    let all = format_ident!("{}_invalidate_all", name, span = span);
+    let generics = &f.sig.generics;
+    let where_clause = &generics.where_clause;
+    let doc_one = format!(
+        " Removes the entry `{name}` cached for these arguments; returns whether there was one.\n\n Generated by `#[cache_result]`."
+    );
+    let doc_all = format!(
+        " Removes every entry `{name}` cached; returns how many were removed.\n\n Generated by `#[cache_result]`."
+    );
+    let (asyncness, invalidate, invalidate_all, dot_await) = if info.is_async {
+        (
+            quote!(async),
+            quote!(#p::invalidate),
+            quote!(#p::invalidate_all),
+            quote!(.await),
+        )
+    } else {
+        (
+            quote!(),
+            quote!(#p::invalidate_sync),
+            quote!(#p::invalidate_all_sync),
+            quote!(),
+        )
+    };
+    quote! {
+        #(#cfgs)*
+        #[doc = #doc_one]
+        #[allow(unused_variables, clippy::extra_unused_type_parameters)]
+        #vis #asyncness fn #one #generics (#receiver #(#params),*) -> #p::Result<bool> #where_clause {
+            #site_def
+            #invalidate(&#site, #key) #dot_await
+        }
+        #(#cfgs2)*
+        #[doc = #doc_all]
+        #vis #asyncness fn #all() -> #p::Result<u64> {
+            #site_def
+            #invalidate_all(&#site) #dot_await
+        }
+    }
+}
