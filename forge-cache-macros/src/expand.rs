@@ -31,9 +31,15 @@ pub(crate) fn parse_fn(item: TokenStream, macro_name: &str) -> syn::Result<ItemF
 
 /// The path generated code goes through: `<crate>::__private`.
 pub(crate) fn private_path(krate: Option<&syn::Path>) -> TokenStream {
+    private_path_at(krate, Span::call_site())
+}
+
+/// [`private_path`] with its tokens at `span`, so an error about the call
+/// made through it points there.
+pub(crate) fn private_path_at(krate: Option<&syn::Path>, span: Span) -> TokenStream {
     match krate {
-        Some(p) => quote!(#p::__private),
-        None => quote!(::forge_cache::__private),
+        Some(p) => quote_spanned!(span=> #p::__private),
+        None => quote_spanned!(span=> ::forge_cache::__private),
     }
 }
 
@@ -118,42 +124,53 @@ fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream
     let key_var = mixed("__forge_cache_key");
     let ret = &info.ret;
     let policy = match args.returns.map_or(info.ret_kind, |r| r.0) {
-        ReturnKind::Result => quote!(ResultPolicy),
-        ReturnKind::Option => quote!(OptionPolicy),
-        ReturnKind::Value => quote!(ValuePolicy),
+        ReturnKind::Result => Ident::new("ResultPolicy", info.ret_span),
+        ReturnKind::Option => Ident::new("OptionPolicy", info.ret_span),
+        ReturnKind::Value => Ident::new("ValuePolicy", info.ret_span),
     };
     let stmts = &f.block.stmts;
+    let p_ret = private_path_at(args.krate.as_ref(), info.ret_span);
+    // The call is spanned at the return type, so an uncacheable return type
+    // is reported there.
+    let span = info.ret_span;
     let body = if info.is_async {
-        let call = quote_spanned!(info.ret_span=> #p::cached::<#p::#policy, _, _>);
         let r = mixed("__forge_cache_ret");
-        quote! {
-            #site_def
-            let #key_var = #key;
-            #call(&#site, #key_var, async move {
-                // Pins the block's type to the return type, so `?` and
-                // `return` in the body mean what they meant in the function.
-                #[allow(
-                    unreachable_code,
-                    clippy::diverging_sub_expression,
-                    clippy::empty_loop,
-                    clippy::let_unit_value,
-                    clippy::needless_return,
-                    clippy::unreachable
-                )]
-                if false {
-                    let #r: #ret = loop {};
-                    return #r;
-                }
+        let fake_return = quote! {
+            // Pins the block's type to the return type, so `?` and
+            // `return` in the body mean what they meant in the function.
+            #[allow(
+                unreachable_code,
+                clippy::diverging_sub_expression,
+                clippy::empty_loop,
+                clippy::let_unit_value,
+                clippy::needless_return,
+                clippy::unreachable
+            )]
+            if false {
+                let #r: #ret = loop {};
+                return #r;
+            }
+        };
+        let call = quote_spanned! {span=>
+            #p_ret::cached::<#p_ret::#policy, _, _>(&#site, #key_var, async move {
+                #fake_return
                 #(#stmts)*
             })
             .await
-        }
-    } else {
-        let call = quote_spanned!(info.ret_span=> #p::cached_sync::<#p::#policy, _, _>);
+        };
         quote! {
             #site_def
             let #key_var = #key;
-            #call(&#site, #key_var, move || -> #ret { #(#stmts)* })
+            #call
+        }
+    } else {
+        let call = quote_spanned! {span=>
+            #p_ret::cached_sync::<#p_ret::#policy, _, _>(&#site, #key_var, move || -> #ret { #(#stmts)* })
+        };
+        quote! {
+            #site_def
+            let #key_var = #key;
+            #call
         }
     };
 

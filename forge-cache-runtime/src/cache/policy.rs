@@ -18,6 +18,11 @@ use serde::de::DeserializeOwned;
 /// let err: Result<u8, String> = Err("down".into());
 /// assert_eq!(<ResultPolicy as Policy<_>>::cacheable(&err, false), None);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{R}` cannot be cached: the value to store must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    label = "the return type of a #[cache_result] function",
+    note = "`Result<T, E>` stores `T`, `Option<T>` stores `T`, any other type is stored whole; derive `Serialize` and `Deserialize` for it"
+)]
 pub trait Policy<R> {
     /// What is stored (as JSON).
     type Stored: Serialize + DeserializeOwned;
