@@ -9,10 +9,12 @@
 
 use std::time::{Duration, Instant};
 
-use forge_cache::{RedisSettings, init};
+use forge_cache::{RedisSettings, cache_result, init};
 
-async fn slow_product_lookup(category: &str) -> Vec<String> {
-    tokio::time::sleep(Duration::from_millis(300)).await; // a slow database query
+/// A slow database query, cached for 60 s under `products:get_products:<md5>`.
+#[cache_result(ttl = 60, key_prefix = "products")]
+async fn get_products(category: &str) -> Vec<String> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
     vec![format!("{category}-1"), format!("{category}-2")]
 }
 
@@ -25,26 +27,19 @@ async fn main() -> Result<(), forge_cache::Error> {
         settings.redacted_url()
     );
     let cache = init(settings).await?;
+    // Start from a cold cache, whatever an earlier run left behind.
+    get_products_invalidate("books").await.ok();
 
     for attempt in 1..=2 {
         let start = Instant::now();
-        let products = match cache
-            .get::<Vec<String>>("products:books")
-            .await
-            .ok()
-            .flatten()
-        {
-            Some(hit) => hit,
-            None => {
-                let fresh = slow_product_lookup("books").await;
-                let _ = cache
-                    .set("products:books", &fresh, Duration::from_secs(60))
-                    .await;
-                fresh
-            }
-        };
+        let products = get_products("books").await;
         println!("call {attempt}: {products:?} in {:?}", start.elapsed());
     }
-    cache.delete("products:books").await?;
+    let stats = cache.stats().prefix("products");
+    println!(
+        "products: {} hit(s), {} miss(es), {} store(s)",
+        stats.hits, stats.misses, stats.stores
+    );
+    get_products_invalidate("books").await?;
     Ok(())
 }

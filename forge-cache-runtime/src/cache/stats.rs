@@ -80,6 +80,14 @@ pub(crate) fn count(site: &'static CacheSite, event: Event) {
 /// same key ran it and shared the value); `stores` wrote a value; `errors`
 /// counts backend failures, undecodable stored values and results that
 /// could not be stored.
+///
+/// ```
+/// use forge_cache_runtime::CacheCounters;
+/// let c: CacheCounters = forge_cache_runtime::global().stats().prefix("products");
+/// let lookups = c.hits + c.misses;
+/// assert!(c.coalesced <= c.misses);
+/// # let _ = lookups;
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheCounters {
@@ -110,7 +118,6 @@ impl std::ops::AddAssign for CacheCounters {
 /// [`CacheManager::stats`].
 ///
 /// ```
-/// use forge_cache_runtime::CacheManager;
 /// let stats = forge_cache_runtime::global().stats();
 /// for (prefix, c) in stats.iter() {
 ///     println!("{prefix}: {} hits, {} misses", c.hits, c.misses);

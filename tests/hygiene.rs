@@ -1,0 +1,62 @@
+//! Expansions resolve their names whatever the caller has in scope: a local
+//! `core` module, a `Result` alias, `Option`/`Some` shadowed, user names
+//! equal to the generated locals; and they pass strict lints (no unneeded
+//! qualification, documented companions).
+#![deny(unused_qualifications, missing_docs)]
+#![allow(dead_code)]
+
+mod core {}
+
+/// An application-wide alias, as many crates have.
+pub type Result<T> = std::result::Result<T, String>;
+
+struct Some;
+
+mod forge_cache_shadow {
+    //! Shadowing the crate name under another path must not matter either.
+    pub mod __private {}
+}
+
+use forge_cache::cache_result;
+
+/// Async, with a `Result` alias and user arguments named like the
+/// generated locals.
+#[cache_result(ttl = 60, key_prefix = "hygiene")]
+pub async fn lookup(__forge_cache_key: u32, __forge_cache_hasher: u32) -> Result<u32> {
+    Ok(__forge_cache_key + __forge_cache_hasher)
+}
+
+/// Sync, with a template.
+#[cache_result(ttl = 60, key = "hygiene:{id}")]
+pub fn lookup_sync(id: u32) -> Option<u32> {
+    Option::Some(id)
+}
+
+/// A type with a cached method.
+pub struct Repo;
+
+impl Repo {
+    /// A cached method.
+    #[cache_result(ttl = 60, key_prefix = "hygiene")]
+    pub async fn find(&self, id: u32) -> u32 {
+        id
+    }
+}
+
+#[tokio::test]
+async fn expansions_ignore_what_is_in_scope() {
+    let m = forge_cache::CacheManager::new(forge_cache::RedisSettings::memory()).unwrap();
+    m.scope(async {
+        assert_eq!(lookup(1, 2).await, Ok(3));
+        assert_eq!(lookup(1, 2).await, Ok(3));
+        assert_eq!(Repo.find(4).await, 4);
+        assert!(lookup_invalidate(1, 2).await.unwrap());
+        assert_eq!(Repo::find_invalidate_all().await.unwrap(), 1);
+    })
+    .await;
+    m.scope_sync(|| {
+        assert_eq!(lookup_sync(5), Option::Some(5));
+        assert!(lookup_sync_invalidate(5).unwrap());
+    });
+    let _ = Some;
+}
