@@ -146,6 +146,39 @@ fn waited<S: serde::de::DeserializeOwned>(site: &'static CacheSite, state: State
     }
 }
 
+/// The full key of `call`, or `None` (logged) when an argument did not
+/// serialize and the call must run uncached.
+fn call_key(site: &'static CacheSite, manager: &CacheManager, call: CallKey) -> Option<String> {
+    match site.key(manager.settings().namespace(), call) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            failed(
+                site,
+                manager,
+                "cache key not computable (an argument does not serialize); running uncached",
+                &Error::Encode(e),
+            );
+            None
+        }
+    }
+}
+
+/// After the function ran: encodes its cacheable part, hands it to the
+/// waiting callers, and returns the bytes to store (if the backend is up).
+fn publish<P: Policy<R>, R>(
+    site: &'static CacheSite,
+    manager: &CacheManager,
+    role: &mut Role<'_>,
+    out: &R,
+    backend_ok: bool,
+) -> Option<Vec<u8>> {
+    let bytes = encode::<P, R>(site, manager, out);
+    if let Role::Lead(leader) = role {
+        leader.finish(bytes.as_deref());
+    }
+    bytes.filter(|_| backend_ok)
+}
+
 /// The body of an async `#[cache_result]` function: serve `call`'s value
 /// from the cache, or run `run` and store its cacheable result.
 ///
@@ -158,17 +191,8 @@ where
     F: Future<Output = R>,
 {
     let manager = current();
-    let key = match site.key(manager.settings().namespace(), call) {
-        Ok(k) => k,
-        Err(e) => {
-            failed(
-                site,
-                &manager,
-                "cache key not computable (an argument does not serialize); running uncached",
-                &Error::Encode(e),
-            );
-            return run.await;
-        }
+    let Some(key) = call_key(site, &manager, call) else {
+        return run.await;
     };
     let backend_ok = match read::<P::Stored>(site, &manager, manager.exec(Op::Get(&key)).await) {
         Read::Hit(v) => return P::from_stored(v),
@@ -186,11 +210,8 @@ where
         }
     };
     let out = run.await;
-    let bytes = encode::<P, R>(site, &manager, &out);
-    if let Role::Lead(leader) = role {
-        leader.finish(bytes.as_deref());
-    }
-    if let (Some(bytes), true) = (bytes, backend_ok) {
+    let mut role = role;
+    if let Some(bytes) = publish::<P, R>(site, &manager, &mut role, &out, backend_ok) {
         let ttl = site.ttl(manager.settings().default_ttl());
         stored(
             site,
@@ -198,6 +219,8 @@ where
             manager.exec(Op::Set(&key, &bytes, ttl)).await,
         );
     }
+    // Until here, callers of the same key get the published value.
+    drop(role);
     out
 }
 
@@ -208,17 +231,8 @@ where
     F: FnOnce() -> R,
 {
     let manager = current();
-    let key = match site.key(manager.settings().namespace(), call) {
-        Ok(k) => k,
-        Err(e) => {
-            failed(
-                site,
-                &manager,
-                "cache key not computable (an argument does not serialize); running uncached",
-                &Error::Encode(e),
-            );
-            return run();
-        }
+    let Some(key) = call_key(site, &manager, call) else {
+        return run();
     };
     let backend_ok = match read::<P::Stored>(site, &manager, manager.exec_sync(Op::Get(&key))) {
         Read::Hit(v) => return P::from_stored(v),
@@ -236,11 +250,8 @@ where
         }
     };
     let out = run();
-    let bytes = encode::<P, R>(site, &manager, &out);
-    if let Role::Lead(leader) = role {
-        leader.finish(bytes.as_deref());
-    }
-    if let (Some(bytes), true) = (bytes, backend_ok) {
+    let mut role = role;
+    if let Some(bytes) = publish::<P, R>(site, &manager, &mut role, &out, backend_ok) {
         let ttl = site.ttl(manager.settings().default_ttl());
         stored(
             site,
@@ -248,6 +259,8 @@ where
             manager.exec_sync(Op::Set(&key, &bytes, ttl)),
         );
     }
+    // Until here, callers of the same key get the published value.
+    drop(role);
     out
 }
 

@@ -103,8 +103,11 @@ impl Flight {
     }
 }
 
-/// The leader's side of a flight. Dropping it unfinished abandons the
-/// flight, so a cancelled leader never wedges its key.
+/// The leader's side of a flight. The flight stays joinable until the
+/// leader is dropped (after it has stored the value), so callers arriving
+/// meanwhile get the published value instead of running the function again.
+/// Dropping it unfinished abandons the flight, so a cancelled leader never
+/// wedges its key.
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     key: Box<str>,
@@ -114,12 +117,20 @@ pub(crate) struct Leader<'a> {
 
 impl Leader<'_> {
     /// Publishes the encoded value (or `None`: not cacheable) to waiters.
-    pub(crate) fn finish(mut self, value: Option<&[u8]>) {
+    pub(crate) fn finish(&mut self, value: Option<&[u8]>) {
         self.publish(State::Done(value.map(Arc::from)));
     }
 
     fn publish(&mut self, state: State) {
         self.finished = true;
+        *lock(&self.flight.state) = state;
+        self.flight.cond.notify_all();
+        self.flight.notify.notify_waiters();
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
         {
             let mut map = lock(&self.flights.map);
             if map
@@ -129,14 +140,6 @@ impl Leader<'_> {
                 map.remove(&self.key);
             }
         }
-        *lock(&self.flight.state) = state;
-        self.flight.cond.notify_all();
-        self.flight.notify.notify_waiters();
-    }
-}
-
-impl Drop for Leader<'_> {
-    fn drop(&mut self) {
         if !self.finished {
             self.publish(State::Abandoned);
         }
@@ -165,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn waiters_get_the_leaders_bytes() {
         let flights = Flights::default();
-        let Join::Lead(leader) = flights.join("k") else {
+        let Join::Lead(mut leader) = flights.join("k") else {
             panic!()
         };
         let Join::Wait(flight) = flights.join("k") else {
@@ -177,5 +180,13 @@ mod tests {
             State::Done(Some(b)) => assert_eq!(&*b, b"42"),
             _ => panic!("expected the leader's bytes"),
         }
+        // Until the leader is dropped (it is storing), late callers get the
+        // published value too.
+        let Join::Wait(late) = flights.join("k") else {
+            panic!("the finished flight is still joinable")
+        };
+        assert!(matches!(late.wait().await, State::Done(Some(_))));
+        drop(leader);
+        assert_eq!(flights.len(), 0);
     }
 }
