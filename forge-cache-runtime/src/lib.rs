@@ -9,6 +9,7 @@
 mod backend;
 mod breaker;
 mod codec;
+mod counter;
 mod error;
 pub mod glob;
 mod global;
