@@ -201,7 +201,14 @@ async fn counters_always_have_a_ttl(env: Env) {
     assert!(m.ttl("hits").await.unwrap().is_some());
     // A counter whose TTL ran out starts again with a fresh TTL.
     m.incr("brief", 1, Duration::from_millis(50)).await.unwrap();
-    assert!(eventually(Duration::from_secs(3), async || m.ttl("brief").await.unwrap().is_none()).await);
+    assert!(
+        eventually(Duration::from_secs(3), async || m
+            .ttl("brief")
+            .await
+            .unwrap()
+            .is_none())
+        .await
+    );
     assert_eq!(m.incr("brief", 1, MIN).await.unwrap(), 1);
     assert!(m.ttl("brief").await.unwrap().unwrap() > Duration::from_secs(30));
     assert_eq!(m.incr_sync("hits", 1, MIN).unwrap(), 7);

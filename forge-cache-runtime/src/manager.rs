@@ -74,11 +74,9 @@ impl CacheManager {
                 );
                 Backend::Memory(Arc::new(MemoryStore::new(settings.memory_max_entries)))
             }
-            Target::Redis(info) => Backend::Redis(Arc::new(RedisBackend::new(
-                (**info).clone(),
-                settings.socket_timeout,
-                settings.pool_size,
-            )?)),
+            Target::Redis(info) => {
+                Backend::Redis(Arc::new(RedisBackend::new((**info).clone(), &settings)?))
+            }
         };
         Ok(Self::with_backend(backend, settings))
     }
