@@ -326,24 +326,22 @@ impl CacheManager {
         Ok(reply::<i64>(self.exec_sync(Op::Expire(&self.full_key(key), ttl))?)? == 1)
     }
 
-    /// Sends `PING`; returns the round-trip time.
+    /// Sends `PING`, even while the circuit breaker is open (its outcome
+    /// then closes or re-opens the breaker); returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
-        self.inner
-            .backend
-            .exec(Op::Ping)
-            .await
-            .inspect(|_| self.inner.breaker.success())?;
+        let r = self.inner.backend.exec(Op::Ping).await;
+        self.record(&r);
+        r?;
         Ok(start.elapsed())
     }
 
     /// Sync form of [`ping`](Self::ping).
     pub fn ping_sync(&self) -> Result<Duration> {
         let start = Instant::now();
-        self.inner
-            .backend
-            .exec_sync(Op::Ping)
-            .inspect(|_| self.inner.breaker.success())?;
+        let r = self.inner.backend.exec_sync(Op::Ping);
+        self.record(&r);
+        r?;
         Ok(start.elapsed())
     }
 
