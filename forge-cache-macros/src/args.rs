@@ -6,6 +6,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::{Ident, Lit, LitStr, Path, Token};
 
 use crate::item::ReturnKind;
@@ -209,7 +210,8 @@ pub(crate) struct CacheArgs {
     pub(crate) key_prefix: Option<(String, Span)>,
     pub(crate) template: Option<Template>,
     pub(crate) skip: Vec<Ident>,
-    pub(crate) cache_none: bool,
+    /// `cache_none = true`, with the key's span.
+    pub(crate) cache_none: Option<Span>,
     pub(crate) returns: Option<(ReturnKind, Span)>,
     pub(crate) krate: Option<Path>,
 }
@@ -236,7 +238,10 @@ impl CacheArgs {
                 }
                 "key" => a.template = Some(Template::parse(string(&meta, key)?)?),
                 "skip" => a.skip = ident_list(&meta, key)?,
-                "cache_none" => a.cache_none = boolean(&meta, key)?,
+                "cache_none" => {
+                    let span = meta.path.span();
+                    a.cache_none = boolean(&meta, key)?.then_some(span);
+                }
                 "returns" => {
                     let s = string(&meta, key)?;
                     let kind = match s.value().as_str() {

@@ -114,7 +114,14 @@ fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream
         ),
     };
     let ttl = args.ttl.unwrap_or(0);
-    let flags: u8 = if args.cache_none { 1 } else { 0 };
+    let kind = args.returns.map_or(info.ret_kind, |r| r.0);
+    if let (Some(span), false) = (args.cache_none, kind == ReturnKind::Option) {
+        return Err(syn::Error::new(
+            span,
+            "`cache_none` applies to functions returning `Option` (add `returns = \"option\"` for an alias of `Option`)",
+        ));
+    }
+    let flags: u8 = if args.cache_none.is_some() { 1 } else { 0 };
     let site = mixed("__FORGE_CACHE_SITE");
     let site_def = quote! {
         static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern);
@@ -123,7 +130,7 @@ fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream
     let key = key_expr(&p, &info, &plan);
     let key_var = mixed("__forge_cache_key");
     let ret = &info.ret;
-    let policy = match args.returns.map_or(info.ret_kind, |r| r.0) {
+    let policy = match kind {
         ReturnKind::Result => Ident::new("ResultPolicy", info.ret_span),
         ReturnKind::Option => Ident::new("OptionPolicy", info.ret_span),
         ReturnKind::Value => Ident::new("ValuePolicy", info.ret_span),

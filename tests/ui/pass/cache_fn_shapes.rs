@@ -29,13 +29,13 @@ fn daily_stats(day: u32) -> u64 {
     u64::from(day)
 }
 
-#[cache_result(ttl = 60, key = "user:{user_id}:profile", skip(db))]
+#[cache_result(ttl = 60, key = "user:{user_id}:profile", skip(db), cache_none = true)]
 async fn get_user(db: &Pool, user_id: i64) -> Option<Product> {
     let _ = db;
     (user_id > 0).then_some(Product { id: 1 })
 }
 
-#[cache_result(ttl = 5, cache_none = true, skip(pool))]
+#[cache_result(ttl = 5, skip(pool))]
 async fn shapes<T: Serialize + Sync>(
     pool: &Pool,
     r: &T,
