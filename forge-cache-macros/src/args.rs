@@ -58,6 +58,23 @@ pub(crate) fn positive_int(meta: &ParseNestedMeta<'_>, key: &str, unit: &str) ->
     }
 }
 
+/// `key = <number greater than 0>` (integer or float literal).
+pub(crate) fn positive_float(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<f64> {
+    let lit: Lit = meta.value()?.parse()?;
+    let n = match &lit {
+        Lit::Float(f) => f.base10_parse::<f64>().ok(),
+        Lit::Int(i) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if n > 0.0 && n.is_finite() => Ok(n),
+        _ => Err(syn::Error::new(
+            lit.span(),
+            format!("`{key}` expects a number greater than 0, e.g. `{key} = 1.5`"),
+        )),
+    }
+}
+
 /// `key = "string"`.
 pub(crate) fn string(meta: &ParseNestedMeta<'_>, key: &str) -> syn::Result<LitStr> {
     let lit: Lit = meta.value()?.parse()?;
@@ -214,6 +231,10 @@ pub(crate) struct CacheArgs {
     pub(crate) cache_none: Option<Span>,
     pub(crate) returns: Option<(ReturnKind, Span)>,
     pub(crate) krate: Option<Path>,
+    pub(crate) early_refresh: bool,
+    /// XFetch `beta`, with its span.
+    pub(crate) beta: Option<(f64, Span)>,
+    pub(crate) stale_ttl: Option<u64>,
 }
 
 const CACHE_KEYS: &[&str] = &[
@@ -223,6 +244,9 @@ const CACHE_KEYS: &[&str] = &[
     "skip",
     "cache_none",
     "returns",
+    "early_refresh",
+    "beta",
+    "stale_ttl",
     "crate",
 ];
 
@@ -257,10 +281,22 @@ impl CacheArgs {
                     };
                     a.returns = Some((kind, s.span()));
                 }
+                "early_refresh" => a.early_refresh = boolean(&meta, key)?,
+                "beta" => {
+                    let span = meta.path.span();
+                    a.beta = Some((positive_float(&meta, key)?, span));
+                }
+                "stale_ttl" => a.stale_ttl = Some(positive_int(&meta, key, "seconds")?),
                 _ => a.krate = Some(crate_path(&meta)?),
             }
             Ok(())
         })?;
+        if let (Some((_, span)), false) = (a.beta, a.early_refresh) {
+            return Err(syn::Error::new(
+                span,
+                "`beta` tunes `early_refresh`: add `early_refresh = true`",
+            ));
+        }
         if let (Some((_, span)), Some(t)) = (&a.key_prefix, &a.template) {
             let mut e = syn::Error::new(
                 *span,

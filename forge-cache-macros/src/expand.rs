@@ -121,10 +121,15 @@ fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream
             "`cache_none` applies to functions returning `Option` (add `returns = \"option\"` for an alias of `Option`)",
         ));
     }
-    let flags: u8 = if args.cache_none.is_some() { 1 } else { 0 };
+    let flags: u8 = u8::from(args.cache_none.is_some()) | (u8::from(args.early_refresh) << 1);
+    let refresh = (args.early_refresh || args.stale_ttl.is_some()).then(|| {
+        let stale = args.stale_ttl.unwrap_or(0);
+        let beta = args.beta.map_or(1.0, |b| b.0);
+        quote!(.refresh(#stale, #beta))
+    });
     let site = mixed("__FORGE_CACHE_SITE");
     let site_def = quote! {
-        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern);
+        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern) #refresh;
     };
 
     let key = key_expr(&p, &info, &plan);

@@ -38,6 +38,9 @@ use proc_macro::TokenStream;
 /// | `skip(db, state)` | none | arguments left out of the key |
 /// | `cache_none = true` | `false` | also cache `None` (negative caching) |
 /// | `returns = "result"` | from the return type | `"result"`: cache `Ok` only; `"option"`: `Some` only; `"value"`: everything |
+/// | `stale_ttl = 30` | none | seconds an expired value is still served while one caller refreshes it, or when the refresh returns `Err` |
+/// | `early_refresh = true` | `false` | recompute before expiry with XFetch probability (below) |
+/// | `beta = 1.0` | `1.0` | XFetch aggressiveness (> 0; larger refreshes earlier); needs `early_refresh` |
 /// | `crate = "::forge_cache"` | `::forge_cache` | where the forge-cache crate is |
 ///
 /// # Keys
@@ -93,6 +96,29 @@ use proc_macro::TokenStream;
 /// not shared (`E` need not be `Clone`): if the first call returns `Err`,
 /// each waiting call runs the function itself. A cancelled first call hands
 /// the work to a waiting one.
+///
+/// # Stampede options
+///
+/// With `stale_ttl = N`, an entry lives `ttl + N` seconds; after `ttl` it is
+/// stale: the first caller (one per key across processes, through a
+/// short-lived claim key) runs the function and stores the new value, while
+/// every other caller gets the stale value at once. If that refresh returns
+/// `Err`, the stale value is returned instead of the error.
+///
+/// With `early_refresh = true`, the value is stored with the time the
+/// function took (`delta`), as `{"v": <value>, "d": <ms>}`, and each read
+/// recomputes early with probability `exp(-time_left / (delta * beta))`
+/// (XFetch, Vattani et al., VLDB 2015), so under load the value is replaced
+/// shortly before it expires, by one caller, instead of by a burst of
+/// misses after.
+///
+/// ```
+/// use forge_cache::cache_result;
+/// #[cache_result(ttl = 300, stale_ttl = 60, early_refresh = true)]
+/// async fn exchange_rates(base: &str) -> Result<Vec<(String, f64)>, String> {
+/// #   Ok(vec![])
+/// }
+/// ```
 ///
 /// # Invalidation
 ///

@@ -2,15 +2,17 @@
 //! key in this process), store; and the invalidation companions.
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use ::redis::Value;
+use serde::de::DeserializeOwned;
 
 use super::flight::{Join, Leader, State};
 use super::policy::Policy;
+use super::refresh::{EnvelopeRef, GET_WITH_PTTL, decode_stored, marker_key, uniform, xfetch};
 use super::site::{CacheSite, CallKey};
 use super::stats::{Event, count};
 use crate::backend::{Op, reply};
-use crate::codec::decode;
 use crate::error::{Error, Result};
 use crate::global::current;
 use crate::manager::CacheManager;
@@ -18,6 +20,10 @@ use crate::manager::CacheManager;
 /// What a read found.
 enum Read<S> {
     Hit(S),
+    /// A value to serve, but one caller should refresh it: it is stale
+    /// (`stale_ttl`), or due for early recomputation (`early_refresh`).
+    /// With the milliseconds its computation took.
+    Refresh(S, u64),
     /// Absent, or present but undecodable (it is overwritten).
     Miss,
     /// The backend failed: run uncached, do not try to store.
@@ -29,34 +35,20 @@ fn event(site: &'static CacheSite, e: Event, what: &'static str) {
     tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "{what}");
 }
 
-fn read<S: serde::de::DeserializeOwned>(
+fn read<S: DeserializeOwned>(
     site: &'static CacheSite,
     manager: &CacheManager,
     reply: Result<Value>,
 ) -> Read<S> {
-    match reply {
+    let (bytes, pttl) = match reply {
         Ok(Value::Nil) => {
             event(site, Event::Miss, "cache miss");
-            Read::Miss
+            return Read::Miss;
         }
-        Ok(Value::BulkString(bytes)) => match decode(&bytes) {
-            Ok(v) => {
-                event(site, Event::Hit, "cache hit");
-                Read::Hit(v)
-            }
-            Err(e) => {
-                count(site, Event::Error);
-                count(site, Event::Miss);
-                manager.warn_failure(
-                    &format!(
-                        "cached value of {}:{} no longer decodes; recomputing and overwriting it",
-                        site.prefix(),
-                        site.name()
-                    ),
-                    &e,
-                );
-                Read::Miss
-            }
+        Ok(Value::BulkString(bytes)) => (bytes, None),
+        Ok(Value::Array(mut v)) if v.len() == 2 => match (v.pop(), v.pop()) {
+            (Some(Value::Int(pttl)), Some(Value::BulkString(bytes))) => (bytes, Some(pttl)),
+            _ => return read_failed(site, manager, "GET with PTTL replied an unexpected shape"),
         },
         Ok(other) => {
             let e = Error::Protocol(format!("GET replied {other:?}"));
@@ -66,7 +58,7 @@ fn read<S: serde::de::DeserializeOwned>(
                 "cache read failed; running the function uncached",
                 &e,
             );
-            Read::Failed
+            return Read::Failed;
         }
         Err(e) => {
             failed(
@@ -75,9 +67,58 @@ fn read<S: serde::de::DeserializeOwned>(
                 "cache read failed; running the function uncached",
                 &e,
             );
-            Read::Failed
+            return Read::Failed;
         }
+    };
+    let (value, delta_ms) = match decode_stored(&bytes, site.early_refresh()) {
+        Ok(v) => v,
+        Err(e) => {
+            count(site, Event::Error);
+            count(site, Event::Miss);
+            manager.warn_failure(
+                &format!(
+                    "cached value of {}:{} no longer decodes; recomputing and overwriting it",
+                    site.prefix(),
+                    site.name()
+                ),
+                &e,
+            );
+            return Read::Miss;
+        }
+    };
+    event(site, Event::Hit, "cache hit");
+    let Some(pttl) = pttl else {
+        return Read::Hit(value);
+    };
+    // Time left before the value turns stale (or expires, without stale_ttl).
+    let fresh_ms = pttl - site.stale().as_millis() as i64;
+    if fresh_ms <= 0 {
+        tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "stale value; refreshing");
+        return Read::Refresh(value, delta_ms);
     }
+    let left = Duration::from_millis(fresh_ms as u64);
+    if site.early_refresh()
+        && xfetch(
+            Duration::from_millis(delta_ms),
+            site.beta(),
+            left,
+            uniform(),
+        )
+    {
+        tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "early refresh");
+        return Read::Refresh(value, delta_ms);
+    }
+    Read::Hit(value)
+}
+
+fn read_failed<S>(site: &'static CacheSite, manager: &CacheManager, what: &str) -> Read<S> {
+    failed(
+        site,
+        manager,
+        "cache read failed; running the function uncached",
+        &Error::Protocol(what.to_owned()),
+    );
+    Read::Failed
 }
 
 fn failed(site: &'static CacheSite, manager: &CacheManager, what: &str, e: &Error) {
@@ -86,14 +127,22 @@ fn failed(site: &'static CacheSite, manager: &CacheManager, what: &str, e: &Erro
     manager.warn_failure(what, e);
 }
 
-/// Encodes the cacheable part of `out`, if any.
+/// Encodes the cacheable part of `out` (in an envelope with the compute
+/// time for `early_refresh`), if any.
 fn encode<P: Policy<R>, R>(
     site: &'static CacheSite,
     manager: &CacheManager,
     out: &R,
+    took: Duration,
 ) -> Option<Vec<u8>> {
     let stored = P::cacheable(out, site.cache_none())?;
-    match manager.encode_checked(stored) {
+    let bytes = if site.early_refresh() {
+        let d = took.as_millis().max(1) as u64;
+        manager.encode_checked(&EnvelopeRef { v: stored, d })
+    } else {
+        manager.encode_checked(stored)
+    };
+    match bytes {
         Ok(bytes) => Some(bytes),
         Err(e) => {
             failed(
@@ -128,10 +177,10 @@ enum Waited<S> {
     Retry,
 }
 
-fn waited<S: serde::de::DeserializeOwned>(site: &'static CacheSite, state: State) -> Waited<S> {
+fn waited<S: DeserializeOwned>(site: &'static CacheSite, state: State) -> Waited<S> {
     match state {
-        State::Done(Some(bytes)) => match decode(&bytes) {
-            Ok(v) => {
+        State::Done(Some(bytes)) => match decode_stored(&bytes, site.early_refresh()) {
+            Ok((v, _)) => {
                 event(
                     site,
                     Event::Coalesced,
@@ -163,6 +212,21 @@ fn call_key(site: &'static CacheSite, manager: &CacheManager, call: CallKey) -> 
     }
 }
 
+/// The marker claimed by the one caller (across processes) that refreshes
+/// an entry, deleted once the new value is stored. It lives twice the last
+/// compute time, at least a second, at most the TTL: if that caller dies or
+/// its function fails, another refreshes after it expires.
+fn marker_ttl(site: &CacheSite, manager: &CacheManager, took_ms: u64) -> Duration {
+    let ttl = site.ttl(manager.settings().default_ttl());
+    Duration::from_millis(took_ms.saturating_mul(2))
+        .max(Duration::from_secs(1))
+        .min(ttl)
+}
+
+fn claimed(reply: Result<Value>) -> bool {
+    matches!(reply, Ok(v) if v != Value::Nil)
+}
+
 /// After the function ran: encodes its cacheable part, hands it to the
 /// waiting callers, and returns the bytes to store (if the backend is up).
 fn publish<P: Policy<R>, R>(
@@ -170,13 +234,29 @@ fn publish<P: Policy<R>, R>(
     manager: &CacheManager,
     role: &mut Role<'_>,
     out: &R,
+    took: Duration,
     backend_ok: bool,
 ) -> Option<Vec<u8>> {
-    let bytes = encode::<P, R>(site, manager, out);
+    let bytes = encode::<P, R>(site, manager, out, took);
     if let Role::Lead(leader) = role {
         leader.finish(bytes.as_deref());
     }
     bytes.filter(|_| backend_ok)
+}
+
+/// With `stale_ttl`: a refresh whose function failed serves the value it
+/// was refreshing.
+fn keep_stale<P: Policy<R>, R>(
+    site: &'static CacheSite,
+    out: &R,
+    stale: &mut Option<(P::Stored, u64)>,
+) -> Option<P::Stored> {
+    if P::failed(out) {
+        let (v, _) = stale.take()?;
+        tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "refresh failed; serving the stale value");
+        return Some(v);
+    }
+    None
 }
 
 /// The body of an async `#[cache_result]` function: serve `call`'s value
@@ -194,30 +274,60 @@ where
     let Some(key) = call_key(site, &manager, call) else {
         return run.await;
     };
-    let backend_ok = match read::<P::Stored>(site, &manager, manager.exec(Op::Get(&key)).await) {
-        Read::Hit(v) => return P::from_stored(v),
-        Read::Miss => true,
-        Read::Failed => false,
+    let reply = if site.refreshes() {
+        manager.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
+    } else {
+        manager.exec(Op::Get(&key)).await
     };
-    let role = loop {
-        match manager.inner.flights.join(&key) {
-            Join::Lead(leader) => break Role::Lead(leader),
-            Join::Wait(flight) => match waited(site, flight.wait().await) {
-                Waited::Value(v) => return P::from_stored(v),
-                Waited::Alone => break Role::Alone,
-                Waited::Retry => {}
-            },
+    let (backend_ok, mut stale) = match read::<P::Stored>(site, &manager, reply) {
+        Read::Hit(v) => return P::from_stored(v),
+        Read::Refresh(v, d) => (true, Some((v, d))),
+        Read::Miss => (true, None),
+        Read::Failed => (false, None),
+    };
+    let mut marker = None;
+    let mut role = if let Some((v, took_ms)) = stale.take() {
+        // One refresher; everyone else keeps serving the current value.
+        let Join::Lead(leader) = manager.inner.flights.join(&key) else {
+            return P::from_stored(v);
+        };
+        let m = marker_key(&key);
+        let ttl = marker_ttl(site, &manager, took_ms);
+        if !claimed(manager.exec(Op::SetNx(&m, b"1", ttl)).await) {
+            return P::from_stored(v);
+        }
+        marker = Some(m);
+        stale = Some((v, took_ms));
+        Role::Lead(leader)
+    } else {
+        loop {
+            match manager.inner.flights.join(&key) {
+                Join::Lead(leader) => break Role::Lead(leader),
+                Join::Wait(flight) => match waited(site, flight.wait().await) {
+                    Waited::Value(v) => return P::from_stored(v),
+                    Waited::Alone => break Role::Alone,
+                    Waited::Retry => {}
+                },
+            }
         }
     };
+    let started = Instant::now();
     let out = run.await;
-    let mut role = role;
-    if let Some(bytes) = publish::<P, R>(site, &manager, &mut role, &out, backend_ok) {
-        let ttl = site.ttl(manager.settings().default_ttl());
+    let took = started.elapsed();
+    if let Some(v) = keep_stale::<P, R>(site, &out, &mut stale) {
+        return P::from_stored(v);
+    }
+    if let Some(bytes) = publish::<P, R>(site, &manager, &mut role, &out, took, backend_ok) {
+        let ttl = site.ttl(manager.settings().default_ttl()) + site.stale();
         stored(
             site,
             &manager,
             manager.exec(Op::Set(&key, &bytes, ttl)).await,
         );
+        if let Some(m) = &marker {
+            // Refreshed: the next refresh may start as soon as it is due.
+            let _ = manager.exec(Op::Del(m)).await;
+        }
     }
     // Until here, callers of the same key get the published value.
     drop(role);
@@ -234,32 +344,60 @@ where
     let Some(key) = call_key(site, &manager, call) else {
         return run();
     };
-    let backend_ok = match read::<P::Stored>(site, &manager, manager.exec_sync(Op::Get(&key))) {
-        Read::Hit(v) => return P::from_stored(v),
-        Read::Miss => true,
-        Read::Failed => false,
+    let reply = if site.refreshes() {
+        manager.exec_sync(Op::Script(&GET_WITH_PTTL, &[&key], &[]))
+    } else {
+        manager.exec_sync(Op::Get(&key))
     };
-    let role = loop {
-        match manager.inner.flights.join(&key) {
-            Join::Lead(leader) => break Role::Lead(leader),
-            Join::Wait(flight) => match waited(site, flight.wait_sync()) {
-                Waited::Value(v) => return P::from_stored(v),
-                Waited::Alone => break Role::Alone,
-                Waited::Retry => {}
-            },
+    let (backend_ok, mut stale) = match read::<P::Stored>(site, &manager, reply) {
+        Read::Hit(v) => return P::from_stored(v),
+        Read::Refresh(v, d) => (true, Some((v, d))),
+        Read::Miss => (true, None),
+        Read::Failed => (false, None),
+    };
+    let mut marker = None;
+    let mut role = if let Some((v, took_ms)) = stale.take() {
+        let Join::Lead(leader) = manager.inner.flights.join(&key) else {
+            return P::from_stored(v);
+        };
+        let m = marker_key(&key);
+        let ttl = marker_ttl(site, &manager, took_ms);
+        if !claimed(manager.exec_sync(Op::SetNx(&m, b"1", ttl))) {
+            return P::from_stored(v);
+        }
+        marker = Some(m);
+        stale = Some((v, took_ms));
+        Role::Lead(leader)
+    } else {
+        loop {
+            match manager.inner.flights.join(&key) {
+                Join::Lead(leader) => break Role::Lead(leader),
+                Join::Wait(flight) => match waited(site, flight.wait_sync()) {
+                    Waited::Value(v) => return P::from_stored(v),
+                    Waited::Alone => break Role::Alone,
+                    Waited::Retry => {}
+                },
+            }
         }
     };
+    let started = Instant::now();
     let out = run();
-    let mut role = role;
-    if let Some(bytes) = publish::<P, R>(site, &manager, &mut role, &out, backend_ok) {
-        let ttl = site.ttl(manager.settings().default_ttl());
+    let took = started.elapsed();
+    if let Some(v) = keep_stale::<P, R>(site, &out, &mut stale) {
+        return P::from_stored(v);
+    }
+    if let Some(bytes) = publish::<P, R>(site, &manager, &mut role, &out, took, backend_ok) {
+        let ttl = site.ttl(manager.settings().default_ttl()) + site.stale();
         stored(
             site,
             &manager,
             manager.exec_sync(Op::Set(&key, &bytes, ttl)),
         );
+        if let Some(m) = &marker {
+            // Refreshed: the next refresh may start as soon as it is due.
+            let _ = manager.exec_sync(Op::Del(m));
+        }
     }
-    // Until here, callers of the same key get the published value.
     drop(role);
     out
 }

@@ -16,6 +16,7 @@
 mod call;
 pub(crate) mod flight;
 mod policy;
+mod refresh;
 mod site;
 mod stats;
 

@@ -30,6 +30,12 @@ pub trait Policy<R> {
     fn cacheable(out: &R, cache_none: bool) -> Option<&Self::Stored>;
     /// Rebuilds the output from a stored value.
     fn from_stored(stored: Self::Stored) -> R;
+    /// Whether `out` is a failure (an `Err`), for which `stale_ttl` serves
+    /// the previous value instead.
+    fn failed(out: &R) -> bool {
+        let _ = out;
+        false
+    }
 }
 
 /// `Result<T, E>`: `Ok(T)` is stored as `T`'s JSON; `Err` is never stored
@@ -50,6 +56,9 @@ impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>> for ResultPolicy {
     }
     fn from_stored(stored: T) -> Result<T, E> {
         Ok(stored)
+    }
+    fn failed(out: &Result<T, E>) -> bool {
+        out.is_err()
     }
 }
 

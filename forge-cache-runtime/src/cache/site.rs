@@ -22,6 +22,8 @@ pub struct CacheSite {
     ttl_secs: u64,
     flags: u8,
     template_pattern: Option<&'static str>,
+    stale_secs: u64,
+    beta: f64,
     pub(crate) counters: Counters,
 }
 
@@ -45,8 +47,38 @@ impl CacheSite {
             ttl_secs,
             flags,
             template_pattern,
+            stale_secs: 0,
+            beta: 1.0,
             counters: Counters::new(),
         }
+    }
+
+    /// Flag: probabilistic early recomputation (`early_refresh = true`).
+    pub const EARLY_REFRESH: u8 = 2;
+
+    /// Sets `stale_ttl` (seconds an expired value is still served while one
+    /// caller refreshes it) and the XFetch `beta`.
+    pub const fn refresh(mut self, stale_secs: u64, beta: f64) -> Self {
+        self.stale_secs = stale_secs;
+        self.beta = beta;
+        self
+    }
+
+    pub(crate) fn early_refresh(&self) -> bool {
+        self.flags & Self::EARLY_REFRESH != 0
+    }
+
+    pub(crate) fn stale(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.stale_secs)
+    }
+
+    pub(crate) fn beta(&self) -> f64 {
+        self.beta
+    }
+
+    /// Whether reads need the remaining TTL (`stale_ttl`, `early_refresh`).
+    pub(crate) fn refreshes(&self) -> bool {
+        self.early_refresh() || self.stale_secs > 0
     }
 
     /// The key prefix.
