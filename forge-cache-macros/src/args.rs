@@ -312,3 +312,96 @@ impl CacheArgs {
         Ok(a)
     }
 }
+
+/// `algorithm = "..."` of `#[rate_limit]`.
+#[derive(Clone, Copy)]
+pub(crate) enum Algorithm {
+    FixedWindow,
+    SlidingWindow,
+    Gcra,
+}
+
+/// The arguments of `#[rate_limit]`.
+pub(crate) struct RateArgs {
+    pub(crate) max_requests: u64,
+    pub(crate) window_seconds: u64,
+    pub(crate) key: Option<syn::Expr>,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) prefix: String,
+    /// `true`: deny calls when the backend fails.
+    pub(crate) deny_on_error: bool,
+    pub(crate) krate: Option<Path>,
+}
+
+const RATE_KEYS: &[&str] = &[
+    "max_requests",
+    "window_seconds",
+    "key",
+    "algorithm",
+    "prefix",
+    "on_error",
+    "crate",
+];
+
+impl RateArgs {
+    pub(crate) fn parse(attr: TokenStream) -> syn::Result<Self> {
+        let (mut max, mut window) = (None, None);
+        let mut a = RateArgs {
+            max_requests: 0,
+            window_seconds: 0,
+            key: None,
+            algorithm: Algorithm::FixedWindow,
+            prefix: "rate_limit".to_owned(),
+            deny_on_error: false,
+            krate: None,
+        };
+        parse_keys(attr, RATE_KEYS, |key, meta| {
+            match key {
+                "max_requests" => max = Some(positive_int(&meta, key, "calls per window")?),
+                "window_seconds" => window = Some(positive_int(&meta, key, "seconds")?),
+                "key" => a.key = Some(meta.value()?.parse()?),
+                "algorithm" => {
+                    let s = string(&meta, key)?;
+                    a.algorithm = match s.value().as_str() {
+                        "fixed_window" => Algorithm::FixedWindow,
+                        "sliding_window" => Algorithm::SlidingWindow,
+                        "gcra" => Algorithm::Gcra,
+                        _ => {
+                            return Err(syn::Error::new(
+                                s.span(),
+                                "`algorithm` expects \"fixed_window\", \"sliding_window\" or \"gcra\"",
+                            ));
+                        }
+                    };
+                }
+                "prefix" => a.prefix = plain_part(&string(&meta, key)?, key)?,
+                "on_error" => {
+                    let s = string(&meta, key)?;
+                    a.deny_on_error = match s.value().as_str() {
+                        "allow" => false,
+                        "deny" => true,
+                        _ => {
+                            return Err(syn::Error::new(
+                                s.span(),
+                                "`on_error` expects \"allow\" (run the call when the backend fails) or \"deny\" (reject it)",
+                            ));
+                        }
+                    };
+                }
+                _ => a.krate = Some(crate_path(&meta)?),
+            }
+            Ok(())
+        })?;
+        let missing = |name: &str| {
+            syn::Error::new(
+                Span::call_site(),
+                format!(
+                    "#[rate_limit] needs `{name}`, e.g. `#[rate_limit(max_requests = 100, window_seconds = 3600)]`"
+                ),
+            )
+        };
+        a.max_requests = max.ok_or_else(|| missing("max_requests"))?;
+        a.window_seconds = window.ok_or_else(|| missing("window_seconds"))?;
+        Ok(a)
+    }
+}

@@ -160,3 +160,56 @@ use proc_macro::TokenStream;
 pub fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::cache_result(attr.into(), item.into()).into()
 }
+
+/// Rate-limits a function: each call counts against `max_requests` per
+/// `window_seconds`; over the limit the body does not run and the function
+/// returns `Err(RateLimitExceeded { .. }.into())`.
+///
+/// ```
+/// use forge_cache::{RateLimitExceeded, rate_limit};
+///
+/// #[derive(Debug)]
+/// enum AppError {
+///     TooMany(RateLimitExceeded),
+/// }
+/// impl From<RateLimitExceeded> for AppError {
+///     fn from(e: RateLimitExceeded) -> Self {
+///         AppError::TooMany(e)
+///     }
+/// }
+///
+/// // One budget for the whole function.
+/// #[rate_limit(max_requests = 100, window_seconds = 3600)]
+/// async fn get_data() -> Result<String, AppError> {
+///     Ok("data".into())
+/// }
+///
+/// // A budget per user: `key` is any expression over the arguments.
+/// #[rate_limit(max_requests = 5, window_seconds = 60, key = username, algorithm = "gcra")]
+/// fn login(username: &str, password: &str) -> Result<bool, AppError> {
+/// #   let _ = password;
+///     Ok(true)
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// | argument | default | meaning |
+/// |---|---|---|
+/// | `max_requests = 100` | required | calls allowed per window (> 0) |
+/// | `window_seconds = 3600` | required | the window (> 0) |
+/// | `key = <expr>` | none: one budget for the function | an expression over the arguments, formatted with `Display` into the key; evaluated once, before the body |
+/// | `algorithm = "..."` | `"fixed_window"` | `"fixed_window"`, `"sliding_window"` or `"gcra"` |
+/// | `prefix = "..."` | `"rate_limit"` | first key segment |
+/// | `on_error = "allow"` | `"allow"` | when the backend fails: `"allow"` runs the call (logged), `"deny"` rejects it |
+/// | `crate = "::forge_cache"` | `::forge_cache` | where the forge-cache crate is |
+///
+/// The budget is named after the function's module path and name. The
+/// return type must be `Result<_, E>` with `E: From<RateLimitExceeded>`
+/// (with the `axum` feature, `RateLimitExceeded` is itself a 429 response).
+/// Works on async and sync functions, methods and axum handlers (the
+/// future stays `Send`).
+#[proc_macro_attribute]
+pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::rate_limit(attr.into(), item.into()).into()
+}
