@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod backend;
 mod breaker;
 mod codec;
@@ -15,6 +17,7 @@ mod global;
 mod info;
 pub mod key;
 mod manager;
+mod ratelimit;
 mod secret;
 mod settings;
 
@@ -23,6 +26,10 @@ pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};
 pub use info::MemoryInfo;
 pub use manager::CacheManager;
+pub use ratelimit::{
+    Algorithm, Decision, OnError, RateLimit, RateLimitExceeded, RateSite, rate_limit_check,
+    rate_limit_check_sync,
+};
 pub use secret::{Secret, redact_url};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
 
@@ -32,4 +39,7 @@ pub use redis;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::global::current;
+    pub use crate::ratelimit::{
+        Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check, rate_limit_check_sync,
+    };
 }
