@@ -148,7 +148,11 @@ fn sliding_window(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value {
     if used + window <= limit * window {
         let ttl = 2 * window - elapsed;
         let value = format!("s{idx}:{}:{prev}", cur + 1);
-        t.set(key, memory::Value::Bytes(Arc::from(value.as_bytes())), ms(ttl));
+        t.set(
+            key,
+            memory::Value::Bytes(Arc::from(value.as_bytes())),
+            ms(ttl),
+        );
         return out(
             true,
             (limit * window - used - window) / window,

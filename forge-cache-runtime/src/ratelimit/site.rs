@@ -50,13 +50,10 @@ impl RateSite {
         }
     }
 
-    fn key(&self, manager: &CacheManager, key: Option<&dyn Display>) -> String {
-        limiter_key(
-            manager.settings().namespace(),
-            self.prefix,
-            Some(self.name),
-            key,
-        )
+    /// The key without the manager's namespace (added once the manager is
+    /// known, inside the future).
+    fn key(&self, key: Option<&dyn Display>) -> String {
+        limiter_key(None, self.prefix, Some(self.name), key)
     }
 
     fn settle(
@@ -96,8 +93,9 @@ impl RateSite {
 /// Counts one call at `site` (per `key` when given) on the
 /// [current](crate::current) manager. `Err` means the call must not run.
 ///
-/// The key is formatted before the returned future is created, so the
-/// future is `Send + 'static` whatever the key's type.
+/// The key is formatted when this is called, so the returned future is
+/// `Send + 'static` whatever the key's type; the manager is looked up when
+/// the future first runs (so [`CacheManager::scope`] around it applies).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -112,10 +110,12 @@ pub fn rate_limit_check(
     site: &'static RateSite,
     key: Option<&dyn Display>,
 ) -> impl Future<Output = Result<(), RateLimitExceeded>> + Send + 'static {
-    let manager = current();
-    let key = site.key(&manager, key);
+    let key = site.key(key);
     async move {
-        let outcome = manager.rate_check(&key, &site.spec).await;
+        let manager = current();
+        let outcome = manager
+            .rate_check(&manager.full_key(&key), &site.spec)
+            .await;
         site.settle(&manager, outcome)
     }
 }
@@ -133,7 +133,6 @@ pub fn rate_limit_check_sync(
     key: Option<&dyn Display>,
 ) -> Result<(), RateLimitExceeded> {
     let manager = current();
-    let key = site.key(&manager, key);
-    let outcome = manager.rate_check_sync(&key, &site.spec);
+    let outcome = manager.rate_check_sync(&manager.full_key(&site.key(key)), &site.spec);
     site.settle(&manager, outcome)
 }
