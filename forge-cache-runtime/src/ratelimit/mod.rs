@@ -186,7 +186,7 @@ impl RateLimit {
         limiter_key(None, &self.prefix, self.name.as_deref(), Some(&key))
     }
 
-    fn spec(&self) -> Spec {
+    pub(crate) fn spec(&self) -> Spec {
         Spec {
             max_requests: self.max_requests,
             window: self.window,
