@@ -34,13 +34,11 @@ async fn check(m: &CacheManager, key: &str, limit: &RateLimit) -> Decision {
 /// Checks until refused (at most `max_requests + 1` times); returns how many
 /// were admitted and the refusal.
 async fn exhaust(m: &CacheManager, key: &str, limit: &RateLimit) -> (u64, Decision) {
-    let mut admitted = 0;
-    for _ in 0..=limit.max_requests {
+    for admitted in 0..=limit.max_requests {
         let d = check(m, key, limit).await;
         if !d.allowed {
             return (admitted, d);
         }
-        admitted += 1;
     }
     panic!(
         "{:?}: more than {} admitted",
@@ -75,7 +73,7 @@ async fn admitted_concurrently(
 async fn concurrent_checks_admit_exactly_the_limit(env: Env) {
     for algorithm in ALGORITHMS {
         let l = limit(1000, LONG, algorithm);
-        let admitted = admitted_concurrently(&[env.manager.clone()], 16, 500, &l).await;
+        let admitted = admitted_concurrently(std::slice::from_ref(&env.manager), 16, 500, &l).await;
         assert_eq!(admitted, 1000, "{algorithm:?}");
     }
 }
