@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,8 +32,9 @@ type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 /// address is put in the request's extensions as [`ClientIp`].
 ///
 /// Counts go to the [current](crate::current) manager unless one is given
-/// with [`manager`](Self::manager). Keys are
-/// `<prefix>:{<name>:ip:<addr>}` or `<prefix>:{<name>:user:<key>}` (escaped).
+/// with [`manager`](Self::manager). Keys are `<prefix>:{<name>:ip:<addr>}`
+/// (IPv6 clients by their /64, which one subscriber usually holds whole) or
+/// `<prefix>:{<name>:user:<key>}`, escaped.
 ///
 /// ```
 /// use std::time::Duration;
@@ -183,6 +185,11 @@ impl Config {
             return format!("user:{user}");
         }
         match client {
+            Some(IpAddr::V6(v6)) => {
+                // One IPv6 subscriber usually holds a whole /64.
+                let net = Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1));
+                format!("ip:{net}/64")
+            }
             Some(ip) => format!("ip:{ip}"),
             None => {
                 if !WARNED_NO_PEER.swap(true, Ordering::Relaxed) {
@@ -281,3 +288,58 @@ const _: fn() = || {
     }
     routable::<RateLimitLayer>();
 };
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use ::axum::extract::ConnectInfo;
+
+    use super::*;
+
+    fn parts_from(peer: SocketAddr) -> Parts {
+        let request = Request::builder()
+            .extension(ConnectInfo(peer))
+            .body(())
+            .unwrap();
+        request.into_parts().0
+    }
+
+    fn layer() -> RateLimitLayer {
+        RateLimitLayer::new(RateLimit::new(1, Duration::from_secs(1)))
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let config = layer().config;
+        let a: SocketAddr = "[2001:db8:1:2:aaaa::1]:443".parse().unwrap();
+        let b: SocketAddr = "[2001:db8:1:2:bbbb::9]:443".parse().unwrap();
+        let c: SocketAddr = "[2001:db8:1:3::1]:443".parse().unwrap();
+        let key_a = config.key(&mut parts_from(a));
+        assert_eq!(key_a, "ip:2001:db8:1:2::/64");
+        assert_eq!(key_a, config.key(&mut parts_from(b)));
+        assert_ne!(key_a, config.key(&mut parts_from(c)));
+        let v4: SocketAddr = "[::ffff:192.0.2.1]:80".parse().unwrap();
+        let mut parts = parts_from(v4);
+        assert_eq!(config.key(&mut parts), "ip:192.0.2.1");
+        assert_eq!(
+            parts.extensions.get::<ClientIp>(),
+            Some(&ClientIp("192.0.2.1".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn user_keys_cannot_reach_ip_keys() {
+        let config = layer()
+            .key_by(|p| p.headers.get("x-user")?.to_str().ok().map(str::to_owned))
+            .config;
+        let mut parts = parts_from("10.0.0.1:1".parse().unwrap());
+        parts
+            .headers
+            .insert("x-user", "ip:10.0.0.1".parse().unwrap());
+        assert_eq!(config.key(&mut parts), "user:ip:10.0.0.1");
+        parts.headers.clear();
+        assert_eq!(config.key(&mut parts), "ip:10.0.0.1");
+    }
+}
