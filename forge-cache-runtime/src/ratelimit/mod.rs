@@ -35,8 +35,9 @@ use crate::manager::CacheManager;
 
 pub use site::{RateSite, rate_limit_check, rate_limit_check_sync};
 
-/// How requests are counted. See the [module docs](self) and
-/// `docs/rate-limit.md` for the trade-offs.
+/// How requests are counted. Each check is one atomic Lua script on Redis
+/// (or its twin under one lock in memory), decided on the server's clock;
+/// every key written has a TTL.
 ///
 /// ```
 /// use forge_cache_runtime::Algorithm;
