@@ -18,7 +18,7 @@ use tower_service::Service;
 use super::client::{ClientIp, TrustedProxies, peer};
 use super::write_headers;
 use crate::manager::CacheManager;
-use crate::ratelimit::{OnError, RateLimit, RateLimitExceeded};
+use crate::ratelimit::{OnError, RateLimit, on_backend_error};
 
 type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
@@ -228,7 +228,13 @@ where
             let manager = config.manager.clone().unwrap_or_else(crate::current);
             let decision = match manager.check_rate_limit(&key, &config.limit).await {
                 Ok(d) => d,
-                Err(err) => return fail(&config, &manager, &err, inner, request).await,
+                Err(err) => {
+                    let spec = config.limit.spec();
+                    return match on_backend_error(&manager, config.on_error, &spec, &err) {
+                        Ok(()) => inner.call(request).await,
+                        Err(refused) => Ok(refused.into_response()),
+                    };
+                }
             };
             match decision.into_result() {
                 Ok(d) => {
@@ -240,36 +246,6 @@ where
                 Err(refused) => Ok(refused.into_response()),
             }
         })
-    }
-}
-
-/// The backend failed: admit or refuse per the layer's [`OnError`].
-async fn fail<S, B>(
-    config: &Config,
-    manager: &CacheManager,
-    err: &crate::Error,
-    mut inner: S,
-    request: Request<B>,
-) -> Result<Response, S::Error>
-where
-    S: Service<Request<B>, Response = Response>,
-{
-    match config.on_error {
-        OnError::Allow => {
-            manager.warn_failure(
-                "rate limit layer: check failed; admitting the request (on_error = allow)",
-                err,
-            );
-            inner.call(request).await
-        }
-        OnError::Deny => {
-            manager.warn_failure(
-                "rate limit layer: check failed; refusing the request (on_error = deny)",
-                err,
-            );
-            let cooldown = manager.settings().breaker_cooldown;
-            Ok(RateLimitExceeded::unavailable(&config.limit.spec(), cooldown).into_response())
-        }
     }
 }
 

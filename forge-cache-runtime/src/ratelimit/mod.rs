@@ -315,6 +315,33 @@ impl RateLimitExceeded {
     }
 }
 
+/// Applies `policy` to a failed check: admit (`Ok`) or refuse, logging the
+/// failure at most once a second either way.
+pub(crate) fn on_backend_error(
+    manager: &CacheManager,
+    policy: OnError,
+    spec: &Spec,
+    err: &crate::Error,
+) -> Result<(), RateLimitExceeded> {
+    match policy {
+        OnError::Allow => {
+            manager.warn_failure(
+                "rate limit check failed; admitting the call (on_error = allow)",
+                err,
+            );
+            Ok(())
+        }
+        OnError::Deny => {
+            manager.warn_failure(
+                "rate limit check failed; refusing the call (on_error = deny)",
+                err,
+            );
+            let retry_after = manager.settings().breaker_cooldown;
+            Err(RateLimitExceeded::unavailable(spec, retry_after))
+        }
+    }
+}
+
 /// What a check needs besides the key.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Spec {

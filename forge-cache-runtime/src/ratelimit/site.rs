@@ -5,8 +5,8 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Algorithm, OnError, RateLimitExceeded, Spec, limiter_key};
-use crate::error::{Error, Result};
+use super::{Algorithm, OnError, RateLimitExceeded, Spec, limiter_key, on_backend_error};
+use crate::error::Result;
 use crate::global::current;
 use crate::manager::CacheManager;
 
@@ -57,35 +57,13 @@ impl RateSite {
     }
 
     fn settle(
-        &'static self,
+        &self,
         manager: &CacheManager,
         outcome: Result<super::Decision>,
     ) -> Result<(), RateLimitExceeded> {
         match outcome {
             Ok(decision) => decision.into_result().map(drop),
-            Err(err) => self.on_failure(manager, &err),
-        }
-    }
-
-    fn on_failure(&self, manager: &CacheManager, err: &Error) -> Result<(), RateLimitExceeded> {
-        match self.on_error {
-            OnError::Allow => {
-                manager.warn_failure(
-                    "rate limit check failed; admitting the call (on_error = allow)",
-                    err,
-                );
-                Ok(())
-            }
-            OnError::Deny => {
-                manager.warn_failure(
-                    "rate limit check failed; refusing the call (on_error = deny)",
-                    err,
-                );
-                Err(RateLimitExceeded::unavailable(
-                    &self.spec,
-                    manager.settings().breaker_cooldown,
-                ))
-            }
+            Err(err) => on_backend_error(manager, self.on_error, &self.spec, &err),
         }
     }
 }
