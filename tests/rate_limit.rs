@@ -488,3 +488,39 @@ async fn on_error_policy_applies_when_redis_is_down() {
         .unwrap_err();
     assert!(err.is_outage(), "{err}");
 }
+
+/// The key is formatted before the future exists, so a key type that is
+/// neither `Send` nor `Sync` cannot make a rate-limited async fn `!Send`.
+#[test]
+fn call_site_futures_are_send_whatever_the_key_type() {
+    struct Local(std::rc::Rc<u32>);
+    impl std::fmt::Display for Local {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "local-{}", self.0)
+        }
+    }
+    fn send_static<T: Send + 'static>(t: T) -> T {
+        t
+    }
+    static SITE: RateSite = RateSite::new(
+        "rate_limit",
+        "send",
+        1,
+        60,
+        Algorithm::FixedWindow,
+        OnError::Allow,
+    );
+    let key = Local(std::rc::Rc::new(7));
+    let fut = send_static(rate_limit_check(&SITE, Some(&key)));
+    drop(key);
+    let m = CacheManager::new(forge_cache::RedisSettings::memory()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert!(rt.block_on(m.scope(fut)).is_ok());
+    let refused = rt.block_on(m.scope(rate_limit_check(&SITE, Some(&"local-7"))));
+    assert!(
+        refused.is_err(),
+        "the Local key and its text share a counter"
+    );
+}
