@@ -8,7 +8,7 @@
 mod core {}
 
 /// An application-wide alias, as many crates have.
-pub type Result<T> = std::result::Result<T, String>;
+pub type Result<T> = std::result::Result<T, AppError>;
 
 struct Some;
 
@@ -17,7 +17,7 @@ mod forge_cache_shadow {
     pub mod __private {}
 }
 
-use forge_cache::cache_result;
+use forge_cache::{RateLimitExceeded, cache_result, rate_limit};
 
 /// Async, with a `Result` alias and user arguments named like the
 /// generated locals.
@@ -43,6 +43,28 @@ impl Repo {
     }
 }
 
+/// An error type that takes the rate-limit rejection.
+#[derive(Debug, PartialEq)]
+pub struct AppError;
+
+impl From<RateLimitExceeded> for AppError {
+    fn from(_: RateLimitExceeded) -> Self {
+        AppError
+    }
+}
+
+/// Rate-limited, per key, with the `Result` alias in scope.
+#[rate_limit(max_requests = 1, window_seconds = 60, key = __forge_rate_limited)]
+pub async fn limited(__forge_rate_limited: u32) -> std::result::Result<u32, AppError> {
+    Ok(__forge_rate_limited)
+}
+
+/// Rate-limited through the alias (the error type comes from it).
+#[rate_limit(max_requests = 1, window_seconds = 60)]
+pub fn limited_sync() -> Result<u32> {
+    Ok(1)
+}
+
 #[tokio::test]
 async fn expansions_ignore_what_is_in_scope() {
     let m = forge_cache::CacheManager::new(forge_cache::RedisSettings::memory()).unwrap();
@@ -57,6 +79,15 @@ async fn expansions_ignore_what_is_in_scope() {
     m.scope_sync(|| {
         assert_eq!(lookup_sync(5), Option::Some(5));
         assert!(lookup_sync_invalidate(5).unwrap());
+    });
+    m.scope(async {
+        assert_eq!(limited(1).await, Ok(1));
+        assert_eq!(limited(1).await, Err(AppError));
+    })
+    .await;
+    m.scope_sync(|| {
+        assert_eq!(limited_sync(), Ok(1));
+        assert!(limited_sync().is_err());
     });
     let _ = Some;
 }

@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod backend;
 mod breaker;
 mod cache;
@@ -18,6 +20,7 @@ mod health;
 mod info;
 pub mod key;
 mod manager;
+mod ratelimit;
 mod secret;
 mod settings;
 
@@ -28,6 +31,10 @@ pub use global::{current, global, init, init_sync};
 pub use health::Health;
 pub use info::MemoryInfo;
 pub use manager::CacheManager;
+pub use ratelimit::{
+    Algorithm, Decision, OnError, RateLimit, RateLimitExceeded, RateSite, rate_limit_check,
+    rate_limit_check_sync,
+};
 pub use secret::{Secret, redact_url};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
 
@@ -43,4 +50,7 @@ pub mod __private {
     };
     pub use crate::error::Result;
     pub use crate::global::current;
+    pub use crate::ratelimit::{
+        Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check, rate_limit_check_sync,
+    };
 }

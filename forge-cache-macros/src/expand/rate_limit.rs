@@ -55,8 +55,22 @@ fn expand_rate_limit(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     };
     // Spanned at the return type: an `E` without `From<RateLimitExceeded>`
     // is reported there.
-    let into = quote_spanned! {info.ret_span=>
-        ::core::result::Result::Err(::core::convert::From::from(#err))
+    let into = match error_type(&info.ret) {
+        // `<E as From<RateLimitExceeded>>::from`, spanned at `E`: a missing
+        // conversion is reported at the error type.
+        Some(e) => {
+            let span = syn::spanned::Spanned::span(e);
+            let p_e = super::private_path_at(args.krate.as_ref(), span);
+            quote_spanned! {span=>
+                ::core::result::Result::Err(
+                    <#e as ::core::convert::From<#p_e::RateLimitExceeded>>::from(#err)
+                )
+            }
+        }
+        // An alias such as `io::Result<T>`: the error type comes from it.
+        None => quote_spanned! {info.ret_span=>
+            ::core::result::Result::Err(::core::convert::From::from(#err))
+        },
     };
     let attrs = &f.attrs;
     let vis = &f.vis;
@@ -73,10 +87,27 @@ fn expand_rate_limit(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 #p::Algorithm::#algorithm,
                 #p::OnError::#on_error,
             );
+            #[allow(clippy::useless_conversion)]
             if let ::core::result::Result::Err(#err) = #check {
                 return #into;
             }
             #(#stmts)*
         }
     })
+}
+
+/// `E` of a `Result<T, E>` written with both parameters.
+fn error_type(ret: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(p) = ret else {
+        return None;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let (_, e) = (types.next()?, types.next()?);
+    Some(e)
 }

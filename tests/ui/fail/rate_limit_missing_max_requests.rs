@@ -1,0 +1,8 @@
+use forge_cache::{RateLimitExceeded, rate_limit};
+
+#[rate_limit(window_seconds = 60)]
+async fn f() -> Result<(), RateLimitExceeded> {
+    Ok(())
+}
+
+fn main() {}
