@@ -3,14 +3,12 @@
 //! hygiene, so they can neither see nor shadow the user's names.
 
 mod cache;
-mod rate_limit;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote_spanned;
 use syn::{Ident, ItemFn};
 
 pub(crate) use cache::cache_result;
-pub(crate) use rate_limit::rate_limit;
 
 /// On an error, the error and the item unchanged (so IDEs keep working).
 pub(crate) fn or_item(result: syn::Result<TokenStream>, item: TokenStream) -> TokenStream {
