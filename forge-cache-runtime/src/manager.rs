@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) breaker: Breaker,
     log: LogThrottle,
     peak_bytes: AtomicUsize,
+    /// Locks taken with the guide-shaped `acquire_lock`, by name.
+    pub(crate) held_locks: crate::lock::HeldLocks,
 }
 
 impl std::fmt::Debug for CacheManager {
@@ -91,6 +93,7 @@ impl CacheManager {
                 settings,
                 log: LogThrottle::new(),
                 peak_bytes: AtomicUsize::new(0),
+                held_locks: Default::default(),
             }),
         }
     }
