@@ -6,6 +6,7 @@
 //! slot and one script may touch both.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
@@ -97,13 +98,26 @@ fn acquire_in_memory(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value 
         .get(fence_key)
         .and_then(memory::Value::as_int)
         .unwrap_or(0);
-    let fence = last.saturating_add(1).max(now);
+    let fence = next_fence(last.saturating_add(1).max(now));
     t.set(
         fence_key,
         memory::Value::Int(fence),
         arg_duration(Some(fence_ttl)),
     );
     Value::Int(fence)
+}
+
+/// The in-memory store lives in this process, so tokens can also be made
+/// unique process-wide: two acquisitions within one microsecond after the
+/// counter was lost still get distinct, increasing tokens.
+fn next_fence(candidate: i64) -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(candidate.max(last.saturating_add(1)))
+        })
+        .unwrap_or_else(|prev| prev);
+    candidate.max(prev.saturating_add(1))
 }
 
 fn release_in_memory(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value {
