@@ -357,3 +357,18 @@ async fn lock_scripts_reload_after_script_flush() {
     env.server.as_ref().unwrap().cli(&["SCRIPT", "FLUSH"]);
     assert!(m.release_lock_sync("flushed").unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_keys_carry_the_namespace() {
+    let env = Env::redis_with(|b| b.namespace("app"));
+    let guard = env.manager.try_lock("ns", MIN).await.unwrap().unwrap();
+    let mut raw = env.manager.redis_async().unwrap();
+    let n: i64 = ::redis::cmd("EXISTS")
+        .arg("app:lock:{ns}")
+        .arg("app:lock:{ns}:fence")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    guard.release().await.unwrap();
+}
