@@ -85,7 +85,10 @@ pub enum Error {
     /// A session key holds data that is not a valid session of the expected
     /// type (tampered with, or written by other code). Treat it as no
     /// session: delete it and start a new one.
-    #[error("stored session data is corrupt or of another type: {0}")]
+    ///
+    /// The message does not quote the data (it may hold secrets); the
+    /// source error has serde's details.
+    #[error("stored session data is corrupt or of another type")]
     CorruptSession(#[source] serde_json::Error),
     /// The operating system's random number generator failed.
     #[error("random number generator failed: {0}")]

@@ -84,27 +84,28 @@ impl Attempt {
 
     /// The held lock, if the acquire script returned a fencing token.
     fn finish(mut self, fence: i64) -> Option<Held> {
-        tracing::debug!(target: "forge_cache", lock = %self.held.name, acquired = fence > 0, "lock attempt");
-        (fence > 0).then(|| {
-            self.held.fence = fence as u64;
-            self.held
-        })
+        if fence <= 0 {
+            tracing::trace!(target: "forge_cache", lock = %self.held.name, "lock busy");
+            return None;
+        }
+        tracing::debug!(target: "forge_cache", lock = %self.held.name, fencing_token = fence, "lock acquired");
+        self.held.fence = fence as u64;
+        Some(self.held)
     }
 }
 
 /// Exponential backoff with jitter, bounded by a deadline.
 struct Backoff {
-    deadline: Instant,
+    /// `None` when `now + wait` does not fit in an `Instant` (a wait of
+    /// centuries, e.g. `Duration::MAX`).
+    deadline: Option<Instant>,
     step: Duration,
 }
 
 impl Backoff {
     fn new(wait: Duration) -> Self {
-        let now = Instant::now();
         Backoff {
-            deadline: now
-                .checked_add(wait)
-                .unwrap_or(now + Duration::from_secs(1 << 32)),
+            deadline: Instant::now().checked_add(wait),
             step: FIRST_BACKOFF,
         }
     }
@@ -113,7 +114,10 @@ impl Backoff {
     /// has passed. The pause is a random point in `[step/2, step]`, never
     /// past the deadline, so the last attempt happens at the deadline.
     fn next_pause(&mut self) -> Option<Duration> {
-        let left = self.deadline.checked_duration_since(Instant::now())?;
+        let left = match self.deadline {
+            Some(deadline) => deadline.checked_duration_since(Instant::now())?,
+            None => Duration::MAX,
+        };
         if left.is_zero() {
             return None;
         }
@@ -125,7 +129,7 @@ impl Backoff {
     }
 }
 
-fn timeout(name: &str, wait: Duration) -> Error {
+fn timed_out(name: &str, wait: Duration) -> Error {
     tracing::debug!(target: "forge_cache", lock = name, ?wait, "lock wait timed out");
     Error::LockTimeout {
         name: name.to_owned(),
@@ -215,7 +219,7 @@ impl CacheManager {
             }
             match backoff.next_pause() {
                 Some(pause) => tokio::time::sleep(pause).await,
-                None => return Err(timeout(name, wait)),
+                None => return Err(timed_out(name, wait)),
             }
         }
     }
@@ -238,7 +242,7 @@ impl CacheManager {
             }
             match backoff.next_pause() {
                 Some(pause) => std::thread::sleep(pause),
-                None => return Err(timeout(name, wait)),
+                None => return Err(timed_out(name, wait)),
             }
         }
     }
@@ -351,5 +355,7 @@ mod tests {
         }
         let mut done = Backoff::new(Duration::ZERO);
         assert_eq!(done.next_pause(), None);
+        let mut forever = Backoff::new(Duration::MAX);
+        assert!(forever.next_pause().unwrap() <= FIRST_BACKOFF);
     }
 }

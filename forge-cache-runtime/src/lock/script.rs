@@ -21,7 +21,12 @@ use crate::backend::{Arg, Script};
 /// one per acquisition while the counter key lives, and stays above every
 /// earlier token even if the counter key expired or was lost (as long as
 /// the server clock does not jump back).
+///
+/// `replicate_commands` lets Redis 3.2 to 4.x write after reading `TIME`
+/// (replicating the effects); from Redis 5 it is the default and the call
+/// is a no-op.
 const ACQUIRE_LUA: &str = r"
+redis.replicate_commands()
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 0
 end
