@@ -328,11 +328,21 @@ fn sync_guide_acquire_and_release(env: Env) {
     assert!(!m.release_lock_sync("guide").unwrap());
 }
 
+fn panicking_sync_work_releases_the_lock(env: Env) {
+    let m = &env.manager;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        m.with_lock_sync("panics", MIN, BOUND, |_| panic!("work failed"))
+    }));
+    assert!(r.is_err());
+    assert!(m.try_lock_sync("panics", MIN).unwrap().is_some());
+}
+
 on_every_backend_sync!(
     only_one_thread_holds_a_sync_lock,
     sync_lock_is_owner_safe_and_released_on_drop,
     sync_with_lock_keeps_the_lock_while_work_runs,
     sync_guide_acquire_and_release,
+    panicking_sync_work_releases_the_lock,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,6 +69,17 @@ impl Held {
 /// backend (or the process dies), the lock's TTL is the backstop: it frees
 /// itself when the TTL runs out.
 ///
+/// # What a Redis lock can promise
+///
+/// Only one holder at a time *while the TTL has not run out*. A holder that
+/// pauses (GC, swapping, a slow network) past its TTL may still act after
+/// the next holder took the lock, and a Redis failover can lose a lock that
+/// was not yet replicated. That is fine when the lock only saves duplicate
+/// work (an efficiency lock). When two holders would corrupt data, also
+/// pass [`fencing_token`](Self::fencing_token) to the protected resource
+/// and have it reject older tokens (Martin Kleppmann, "How to do
+/// distributed locking", 2016).
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
 /// use std::time::Duration;
@@ -114,7 +125,9 @@ impl LockGuard {
     /// The fencing token: larger than the token of every earlier holder of
     /// this lock name. Pass it to the resource the lock protects, and have
     /// the resource reject writes carrying a token lower than the highest it
-    /// has seen; see the crate's locking guide.
+    /// has seen, so a holder whose lock expired while it was paused cannot
+    /// overwrite the work of the next holder. Tokens stay below 2^53 (safe in
+    /// JSON and JavaScript).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
