@@ -41,7 +41,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(128);
 
 /// A TTL as a script argument: whole milliseconds, at least 1.
 pub(crate) fn millis(d: Duration) -> i64 {
-    d.as_millis().clamp(1, i64::MAX as u128) as i64
+    // Capped so that Redis can still add it to the current time.
+    d.as_millis().clamp(1, (i64::MAX / 2) as u128) as i64
 }
 
 /// One acquisition attempt: the keys and a fresh owner token.
@@ -197,7 +198,8 @@ impl CacheManager {
     /// Takes the lock `name` for `ttl`, waiting at most `wait` for the
     /// current holder: attempts are spaced by exponential backoff with
     /// jitter (4 ms doubling to 128 ms), the last one at the deadline. When
-    /// the wait runs out, [`Error::LockTimeout`].
+    /// the wait runs out, [`Error::LockTimeout`]. A backend error ends the
+    /// wait at once and is returned.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
