@@ -194,7 +194,28 @@ async fn memory_info_reports_guide_fields(env: Env) {
     assert!(info.mem_fragmentation_ratio > 0.0);
 }
 
+async fn counters_always_have_a_ttl(env: Env) {
+    let m = &env.manager;
+    assert_eq!(m.incr("hits", 1, MIN).await.unwrap(), 1);
+    assert_eq!(m.incr("hits", 5, MIN).await.unwrap(), 6);
+    assert!(m.ttl("hits").await.unwrap().is_some());
+    // A counter whose TTL ran out starts again with a fresh TTL.
+    m.incr("brief", 1, Duration::from_millis(50)).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), async || m
+            .ttl("brief")
+            .await
+            .unwrap()
+            .is_none())
+        .await
+    );
+    assert_eq!(m.incr("brief", 1, MIN).await.unwrap(), 1);
+    assert!(m.ttl("brief").await.unwrap().unwrap() > Duration::from_secs(30));
+    assert_eq!(m.incr_sync("hits", 1, MIN).unwrap(), 7);
+}
+
 on_every_backend!(
+    counters_always_have_a_ttl,
     set_get_delete_round_trip,
     falsy_values_are_values_not_misses,
     values_are_stored_as_json,

@@ -148,11 +148,6 @@ fn needs_escape(c: char) -> bool {
         || c.is_control()
 }
 
-/// Whether `s` is usable as a prefix or function part of a key as is.
-pub(crate) fn is_plain(s: &str) -> bool {
-    !s.is_empty() && !s.chars().any(needs_escape)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

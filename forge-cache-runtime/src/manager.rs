@@ -76,11 +76,9 @@ impl CacheManager {
                 );
                 Backend::Memory(Arc::new(MemoryStore::new(settings.memory_max_entries)))
             }
-            Target::Redis(info) => Backend::Redis(Arc::new(RedisBackend::new(
-                (**info).clone(),
-                settings.socket_timeout,
-                settings.pool_size,
-            )?)),
+            Target::Redis(info) => {
+                Backend::Redis(Arc::new(RedisBackend::new((**info).clone(), &settings)?))
+            }
         };
         Ok(Self::with_backend(backend, settings))
     }
@@ -166,6 +164,7 @@ impl CacheManager {
 
     /// Logs a backend failure at most once a second (with a count of the
     /// lines suppressed meanwhile), so an outage does not flood the logs.
+    #[allow(dead_code)] // TODO(merge)
     pub(crate) fn warn_failure(&self, what: &str, err: &Error) {
         if let Some(suppressed) = self.inner.log.permit() {
             tracing::warn!(target: "forge_cache", error = %err, suppressed, "{what}");
@@ -330,24 +329,22 @@ impl CacheManager {
         Ok(reply::<i64>(self.exec_sync(Op::Expire(&self.full_key(key), ttl))?)? == 1)
     }
 
-    /// Sends `PING`; returns the round-trip time.
+    /// Sends `PING`, even while the circuit breaker is open (its outcome
+    /// then closes or re-opens the breaker); returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
-        self.inner
-            .backend
-            .exec(Op::Ping)
-            .await
-            .inspect(|_| self.inner.breaker.success())?;
+        let r = self.inner.backend.exec(Op::Ping).await;
+        self.record(&r);
+        r?;
         Ok(start.elapsed())
     }
 
     /// Sync form of [`ping`](Self::ping).
     pub fn ping_sync(&self) -> Result<Duration> {
         let start = Instant::now();
-        self.inner
-            .backend
-            .exec_sync(Op::Ping)
-            .inspect(|_| self.inner.breaker.success())?;
+        let r = self.inner.backend.exec_sync(Op::Ping);
+        self.record(&r);
+        r?;
         Ok(start.elapsed())
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -63,6 +63,8 @@ pub struct RedisSettings {
     pub(crate) breaker_cooldown: Duration,
     pub(crate) memory_max_entries: usize,
     pub(crate) max_value_bytes: usize,
+    pub(crate) tls_ca_file: Option<PathBuf>,
+    pub(crate) tls_insecure: bool,
 }
 
 impl fmt::Debug for RedisSettings {
@@ -77,6 +79,8 @@ impl fmt::Debug for RedisSettings {
             .field("breaker_cooldown", &self.breaker_cooldown)
             .field("memory_max_entries", &self.memory_max_entries)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_insecure", &self.tls_insecure)
             .finish()
     }
 }
@@ -188,6 +192,11 @@ impl RedisSettings {
     /// assert!(matches!(err, Error::Config { var: "REDIS_DB", .. }));
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let password = lookup("REDIS_PASSWORD").unwrap_or_default();
+        Self::from_lookup_inner(lookup).map_err(|e| redact_config(e, &password))
+    }
+
+    fn from_lookup_inner(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut b = RedisSettingsBuilder::default();
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if let Some(url) = get("REDIS_CONNECTION_URL") {
@@ -274,6 +283,12 @@ impl RedisSettings {
                 "a whole number of entries > 0",
             )?);
         }
+        if let Some(v) = get("REDIS_TLS_CA_FILE") {
+            b = b.tls_ca_file(v.trim());
+        }
+        if let Some(v) = get("REDIS_TLS_INSECURE") {
+            b = b.tls_insecure(parse_bool("REDIS_TLS_INSECURE", &v)?);
+        }
         if let Some(v) = get("REDIS_MAX_VALUE_BYTES") {
             b = b.max_value_bytes(parse_num(
                 "REDIS_MAX_VALUE_BYTES",
@@ -339,6 +354,8 @@ pub struct RedisSettingsBuilder {
     breaker_cooldown: Duration,
     memory_max_entries: usize,
     max_value_bytes: usize,
+    tls_ca_file: Option<PathBuf>,
+    tls_insecure: bool,
 }
 
 impl fmt::Debug for RedisSettingsBuilder {
@@ -369,6 +386,8 @@ impl Default for RedisSettingsBuilder {
             breaker_cooldown: Duration::from_secs(2),
             memory_max_entries: 100_000,
             max_value_bytes: 8 * 1024 * 1024,
+            tls_ca_file: None,
+            tls_insecure: false,
         }
     }
 }
@@ -434,8 +453,27 @@ impl RedisSettingsBuilder {
         /// (default 8 MiB).
         max_value_bytes: usize);
 
-    /// Validates and builds the settings.
+    /// `REDIS_TLS_CA_FILE`: a PEM file of CA certificates to trust for
+    /// `rediss://` instead of the system's roots.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+    setter!(/// `REDIS_TLS_INSECURE`: skip certificate verification for `rediss://`
+        /// (default false). Only for self-signed development setups: it
+        /// allows anyone on the path to impersonate the server.
+        tls_insecure: bool);
+
+    /// Validates and builds the settings. A bad value is an
+    /// [`Error::Config`] naming its variable; the password never appears in
+    /// it, not even inside another variable's value.
     pub fn build(self) -> Result<RedisSettings> {
+        let password = self.password.clone();
+        self.validate()
+            .map_err(|e| redact_config(e, password.expose()))
+    }
+
+    fn validate(self) -> Result<RedisSettings> {
         if self.pool_size == 0 || self.pool_size > 10_000 {
             return Err(Error::config(
                 "REDIS_POOL_SIZE",
@@ -528,6 +566,15 @@ impl RedisSettingsBuilder {
             }
         };
         let target = parse_target(url.expose())?;
+        if let Some(path) = &self.tls_ca_file {
+            if !path.is_file() {
+                return Err(Error::config(
+                    "REDIS_TLS_CA_FILE",
+                    path.display().to_string(),
+                    "the path of a readable PEM file",
+                ));
+            }
+        }
         Ok(RedisSettings {
             url,
             target,
@@ -539,6 +586,8 @@ impl RedisSettingsBuilder {
             breaker_cooldown: self.breaker_cooldown,
             memory_max_entries: self.memory_max_entries,
             max_value_bytes: self.max_value_bytes,
+            tls_ca_file: self.tls_ca_file,
+            tls_insecure: self.tls_insecure,
         })
     }
 }
@@ -559,6 +608,11 @@ fn parse_target(url: &str) -> Result<Target> {
             }
             Ok(Target::Memory)
         }
+        "rediss" if !cfg!(feature = "tls") => Err(Error::config(
+            "REDIS_CONNECTION_URL",
+            redact_url(url),
+            "redis:// or redis+unix:// (rediss:// needs forge-cache's `tls` feature)",
+        )),
         "redis" | "rediss" | "redis+unix" | "unix" => {
             use redis::IntoConnectionInfo;
             let info = url.into_connection_info().map_err(|_| bad())?;
@@ -592,6 +646,22 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Hides the password inside a config error's value, wherever it occurs.
+fn redact_config(err: Error, password: &str) -> Error {
+    match err {
+        Error::Config {
+            var,
+            value,
+            expected,
+        } if !password.is_empty() && value.contains(password) => Error::Config {
+            var,
+            value: value.replace(password, "***"),
+            expected,
+        },
+        other => other,
+    }
+}
+
 fn parse_num<T>(var: &'static str, value: &str, min: T, expected: &'static str) -> Result<T>
 where
     T: std::str::FromStr + PartialOrd,
@@ -599,6 +669,18 @@ where
     match value.trim().parse::<T>() {
         Ok(v) if v >= min => Ok(v),
         _ => Err(Error::config(var, value, expected)),
+    }
+}
+
+fn parse_bool(var: &'static str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(
+            var,
+            value,
+            "true or false (also 1/0, yes/no, on/off)",
+        )),
     }
 }
 
@@ -711,6 +793,20 @@ mod tests {
         let err = from(&[("REDIS_CONNECTION_URL", "ftp://:hunter2@host")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
         assert!(!format!("{err:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn config_errors_never_echo_the_password_even_inside_other_values() {
+        // Found by tests/fuzz.rs: a host value that contains the password.
+        let err = from(&[
+            ("REDIS_HOST", "x/secret-pw"),
+            ("REDIS_PASSWORD", "secret-pw"),
+        ])
+        .unwrap_err();
+        assert!(!err.to_string().contains("secret-pw"), "{err}");
+        assert_eq!(var_of(err), "REDIS_HOST");
+        let err = from(&[("REDIS_DB", "1e309"), ("REDIS_PASSWORD", "1e309")]).unwrap_err();
+        assert!(!err.to_string().contains("1e309"), "{err}");
     }
 
     #[test]

@@ -213,3 +213,134 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A throwaway CA and a server certificate for `localhost` / `127.0.0.1`,
+/// generated with the `openssl` command into a temporary directory that is
+/// removed on drop.
+pub struct TestCerts {
+    dir: PathBuf,
+}
+
+impl TestCerts {
+    /// Generates the CA (`ca.pem`) and the server key and certificate.
+    pub fn generate() -> Self {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("forge-cache-tls-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("the `openssl` command is needed to generate test certificates");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=forge-cache test CA",
+            ],
+        ]
+        .concat());
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat());
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write ext.cnf");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        TestCerts { dir }
+    }
+
+    /// The CA certificate (PEM) clients should trust.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The server certificate (PEM).
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+
+    /// The server's private key (PEM).
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl RedisServer {
+    /// Starts a server that also listens with TLS on [`tls_port`](Self::tls_port)
+    /// using `certs` (clients are not asked for certificates). The plain
+    /// port stays open for readiness checks and `cli`.
+    pub fn start_tls(certs: &TestCerts) -> (Self, u16) {
+        let tls_port = free_port().to_string();
+        let (cert, key, ca) = (certs.cert(), certs.key(), certs.ca());
+        let server = Self::start_with(&[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            cert.to_str().expect("utf-8 path"),
+            "--tls-key-file",
+            key.to_str().expect("utf-8 path"),
+            "--tls-ca-cert-file",
+            ca.to_str().expect("utf-8 path"),
+            "--tls-auth-clients",
+            "no",
+        ]);
+        (server, tls_port.parse().expect("port"))
+    }
+}

@@ -24,6 +24,7 @@ pub(crate) struct Script {
 
 /// A script argument.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // TODO(merge): used by the lock and rate-limit branches
 pub(crate) enum Arg<'a> {
     Int(i64),
     Bytes(&'a [u8]),
@@ -40,6 +41,7 @@ impl Arg<'_> {
         }
     }
 
+    #[allow(dead_code)] // TODO(merge)
     pub(crate) fn bytes(&self) -> Vec<u8> {
         match self {
             Arg::Int(i) => i.to_string().into_bytes(),
@@ -212,10 +214,6 @@ impl Backend {
             Backend::Redis(r) => r.delete_pattern_sync(pattern),
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
-    }
-
-    pub(crate) fn is_memory(&self) -> bool {
-        matches!(self, Backend::Memory(_))
     }
 }
 

@@ -7,6 +7,45 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::{Error, Result};
+use crate::settings::RedisSettings;
+
+/// Builds the client, applying the TLS settings to `rediss://` targets.
+#[cfg(feature = "tls")]
+fn client(info: redis::ConnectionInfo, settings: &RedisSettings) -> Result<redis::Client> {
+    let info = match info.addr().clone() {
+        redis::ConnectionAddr::TcpTls { host, port, .. } if settings.tls_insecure => {
+            info.set_addr(redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: true,
+                tls_params: None,
+            })
+        }
+        _ => info,
+    };
+    match &settings.tls_ca_file {
+        Some(path) if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) => {
+            let pem = std::fs::read(path).map_err(|_| {
+                Error::config(
+                    "REDIS_TLS_CA_FILE",
+                    path.display().to_string(),
+                    "the path of a readable PEM file",
+                )
+            })?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            Ok(redis::Client::build_with_tls(info, certs)?)
+        }
+        _ => Ok(redis::Client::open(info)?),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn client(info: redis::ConnectionInfo, _settings: &RedisSettings) -> Result<redis::Client> {
+    Ok(redis::Client::open(info)?)
+}
 
 /// Keys per `SCAN` step and per `UNLINK` batch in pattern deletion.
 pub(crate) const SCAN_BATCH: usize = 500;
@@ -60,12 +99,9 @@ impl r2d2::HandleError<redis::RedisError> for QuietErrors {
 }
 
 impl RedisBackend {
-    pub(crate) fn new(
-        info: redis::ConnectionInfo,
-        timeout: Duration,
-        pool_size: u32,
-    ) -> Result<Self> {
-        let client = redis::Client::open(info)?;
+    pub(crate) fn new(info: redis::ConnectionInfo, settings: &RedisSettings) -> Result<Self> {
+        let client = client(info, settings)?;
+        let (timeout, pool_size) = (settings.socket_timeout, settings.pool_size);
         Ok(RedisBackend {
             client,
             timeout,

@@ -1,0 +1,323 @@
+//! The benchmark suite. Starts its own redis-server on a free loopback port,
+//! runs every workload against its reference in the same run (interleaved
+//! rounds, median of each), prints one Markdown table, and stops the server.
+//!
+//! ```text
+//! cargo bench -p forge-cache-bench --bench redis
+//! ```
+//!
+//! `BENCH_OPS` sets operations per round (default 20000).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use forge_cache::{CacheManager, RedisSettings, cache_result, rate_limit};
+use forge_cache_bench::{CountingAlloc, Row, Sample, allocations, measure, median, print_table};
+use forge_cache_testkit::RedisServer;
+use serde::{Deserialize, Serialize};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+const ROUNDS: usize = 3;
+
+/// A ~200-byte JSON value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Product {
+    id: u64,
+    name: String,
+    category: String,
+    price_cents: u64,
+    in_stock: bool,
+    tags: Vec<String>,
+    description: String,
+}
+
+fn product(id: u64) -> Product {
+    Product {
+        id,
+        name: format!("Product number {id}"),
+        category: "books".into(),
+        price_cents: 1999,
+        in_stock: true,
+        tags: vec!["paperback".into(), "bestseller".into(), "fiction".into()],
+        description: "A reasonably sized description so that the JSON is about two hundred bytes.".into(),
+    }
+}
+
+#[cache_result(ttl = 3600, key_prefix = "bench")]
+async fn cached_product(id: u64) -> Product {
+    product(id)
+}
+
+#[cache_result(ttl = 3600, key_prefix = "bench_miss")]
+async fn cached_product_miss(id: u64) -> Product {
+    product(id)
+}
+
+#[derive(Debug)]
+struct Limited;
+impl From<forge_cache::RateLimitExceeded> for Limited {
+    fn from(_: forge_cache::RateLimitExceeded) -> Self {
+        Limited
+    }
+}
+
+#[rate_limit(max_requests = 1_000_000_000, window_seconds = 3600)]
+async fn limited_fixed() -> Result<(), Limited> {
+    Ok(())
+}
+
+#[rate_limit(max_requests = 1_000_000_000, window_seconds = 3600, algorithm = "sliding_window")]
+async fn limited_sliding() -> Result<(), Limited> {
+    Ok(())
+}
+
+#[rate_limit(max_requests = 1_000_000_000, window_seconds = 3600, algorithm = "gcra")]
+async fn limited_gcra() -> Result<(), Limited> {
+    Ok(())
+}
+
+/// The peer: the `cached` crate's Redis-backed macro (reads its connection
+/// string from `CACHED_REDIS_CONNECTION_STRING`).
+#[cached::macros::concurrent_cached(redis = true, ttl_secs = 3600, map_error = |e| format!("{e:?}"))]
+async fn cached_crate_product(id: u64) -> Result<Product, String> {
+    Ok(product(id))
+}
+
+struct Bench {
+    ops: usize,
+    rows: Vec<Row>,
+}
+
+impl Bench {
+    /// Measures `subject` and `reference` in alternating rounds and keeps
+    /// the median of each.
+    async fn pair<S, SF, R, RF>(&mut self, name: &str, concurrency: usize, subject: S, ref_name: &str, reference: R)
+    where
+        S: Fn(usize) -> SF + Send + Sync + Clone + 'static,
+        SF: Future<Output = ()> + Send,
+        R: Fn(usize) -> RF + Send + Sync + Clone + 'static,
+        RF: Future<Output = ()> + Send,
+    {
+        let (mut s, mut r) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            r.push(measure(concurrency, self.ops, reference.clone()).await);
+            s.push(measure(concurrency, self.ops, subject.clone()).await);
+        }
+        self.rows.push(Row {
+            name: name.into(),
+            concurrency,
+            subject: median(s),
+            reference: Some((ref_name.into(), median(r))),
+        });
+        eprintln!("done: {name} x{concurrency}");
+    }
+
+    async fn alone<S, SF>(&mut self, name: &str, concurrency: usize, subject: S)
+    where
+        S: Fn(usize) -> SF + Send + Sync + Clone + 'static,
+        SF: Future<Output = ()> + Send,
+    {
+        let mut s: Vec<Sample> = Vec::new();
+        for _ in 0..ROUNDS {
+            s.push(measure(concurrency, self.ops, subject.clone()).await);
+        }
+        self.rows.push(Row { name: name.into(), concurrency, subject: median(s), reference: None });
+        eprintln!("done: {name} x{concurrency}");
+    }
+}
+
+use std::future::Future;
+
+fn main() {
+    let server = RedisServer::start();
+    let url = server.url();
+    // The `cached` crate reads its connection string from here.
+    // SAFETY: single-threaded at this point, before any runtime starts.
+    unsafe { std::env::set_var("CACHED_REDIS_CONNECTION_STRING", &url) };
+    let ops: usize = std::env::var("BENCH_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (rows, allocs) = rt.block_on(run(&url, ops));
+    drop(rt);
+    drop(server);
+
+    println!("\nredis-server {} on 127.0.0.1, {} ops per round, median of {ROUNDS} interleaved rounds\n", redis_version(), ops);
+    print_table(&rows);
+    println!();
+    for (name, n) in allocs {
+        println!("- allocations per call, {name}: {n:.2}");
+    }
+}
+
+fn redis_version() -> String {
+    let out = std::process::Command::new("redis-server").arg("--version").output().ok();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(2).unwrap_or("?").trim_start_matches("v=").to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
+    let settings = RedisSettings::builder().url(url).build().unwrap();
+    let manager = forge_cache::init(settings).await.unwrap().clone();
+    let client = redis::Client::open(url).unwrap();
+    let raw = client.get_multiplexed_async_connection().await.unwrap();
+
+    // Warm the entries the hit workloads read.
+    cached_product(1).await;
+    let raw_value = serde_json::to_vec(&product(1)).unwrap();
+    let mut c = raw.clone();
+    let _: () = redis::cmd("SET").arg("raw:product:1").arg(&raw_value).arg("EX").arg(3600).query_async(&mut c).await.unwrap();
+    cached_crate_product(1).await.unwrap();
+    let memory = CacheManager::new(RedisSettings::memory()).unwrap();
+    memory.scope(cached_product(1)).await;
+
+    let mut b = Bench { ops, rows: Vec::new() };
+    let miss_seq = Arc::new(AtomicU64::new(1_000_000));
+    for conc in [1usize, 64] {
+        let rawc = raw.clone();
+        b.pair(
+            "cache hit (#[cache_result])",
+            conc,
+            |_| async {
+                std::hint::black_box(cached_product(1).await);
+            },
+            "raw GET + decode",
+            move |_| {
+                let mut c = rawc.clone();
+                async move {
+                    let bytes: Vec<u8> = redis::cmd("GET").arg("raw:product:1").query_async(&mut c).await.unwrap();
+                    std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
+                }
+            },
+        )
+        .await;
+
+        let (rawc, seq, seq2) = (raw.clone(), miss_seq.clone(), miss_seq.clone());
+        b.pair(
+            "cache miss (compute + store)",
+            conc,
+            move |_| {
+                let id = seq.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    std::hint::black_box(cached_product_miss(id).await);
+                }
+            },
+            "raw GET + SET EX",
+            move |_| {
+                let mut c = rawc.clone();
+                let id = seq2.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    let key = format!("raw:miss:{id}");
+                    let got: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut c).await.unwrap();
+                    if got.is_none() {
+                        let v = serde_json::to_vec(&product(id)).unwrap();
+                        let _: () = redis::cmd("SET").arg(&key).arg(v).arg("EX").arg(3600).query_async(&mut c).await.unwrap();
+                    }
+                }
+            },
+        )
+        .await;
+
+        for (name, which) in [("rate limit fixed_window", 0), ("rate limit sliding_window", 1), ("rate limit gcra", 2)] {
+            let rawc = raw.clone();
+            b.pair(
+                name,
+                conc,
+                move |_| async move {
+                    let r = match which {
+                        0 => limited_fixed().await,
+                        1 => limited_sliding().await,
+                        _ => limited_gcra().await,
+                    };
+                    assert!(r.is_ok());
+                },
+                "raw INCR",
+                move |_| {
+                    let mut c = rawc.clone();
+                    async move {
+                        let _: i64 = redis::cmd("INCR").arg("raw:counter").query_async(&mut c).await.unwrap();
+                    }
+                },
+            )
+            .await;
+        }
+
+        let (m, rawc) = (manager.clone(), raw.clone());
+        b.pair(
+            "lock acquire + release",
+            conc,
+            move |i| {
+                let m = m.clone();
+                async move {
+                    let g = m.try_lock(&format!("bench:{i}"), Duration::from_secs(10)).await.unwrap().unwrap();
+                    g.release().await.unwrap();
+                }
+            },
+            "raw SET NX PX + DEL",
+            move |i| {
+                let mut c = rawc.clone();
+                async move {
+                    let key = format!("raw:lock:{i}");
+                    let _: Option<String> =
+                        redis::cmd("SET").arg(&key).arg("token").arg("NX").arg("PX").arg(10_000).query_async(&mut c).await.unwrap();
+                    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut c).await.unwrap();
+                }
+            },
+        )
+        .await;
+
+        b.pair(
+            "cache hit (#[cache_result])",
+            conc,
+            |_| async {
+                std::hint::black_box(cached_product(1).await);
+            },
+            "cached 4.1 #[concurrent_cached(redis = true)]",
+            |_| async {
+                std::hint::black_box(cached_crate_product(1).await.unwrap());
+            },
+        )
+        .await;
+
+        let mem = memory.clone();
+        b.alone("in-memory backend hit (#[cache_result])", conc, move |_| {
+            let mem = mem.clone();
+            async move {
+                std::hint::black_box(mem.scope(cached_product(1)).await);
+            }
+        })
+        .await;
+    }
+
+    // Allocations per call, measured on one task after warm-up.
+    let mut allocs = Vec::new();
+    let n = 10_000u64;
+    let before = allocations();
+    for _ in 0..n {
+        std::hint::black_box(cached_product(1).await);
+    }
+    allocs.push(("cache hit via #[cache_result] (Redis)", (allocations() - before) as f64 / n as f64));
+    let mut c = raw.clone();
+    let before = allocations();
+    for _ in 0..n {
+        let bytes: Vec<u8> = redis::cmd("GET").arg("raw:product:1").query_async(&mut c).await.unwrap();
+        std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
+    }
+    allocs.push(("raw redis-rs GET + decode", (allocations() - before) as f64 / n as f64));
+    let before = allocations();
+    memory
+        .scope(async {
+            for _ in 0..n {
+                std::hint::black_box(cached_product(1).await);
+            }
+        })
+        .await;
+    allocs.push(("cache hit via #[cache_result] (in-memory)", (allocations() - before) as f64 / n as f64));
+    let before = allocations();
+    for _ in 0..n {
+        std::hint::black_box(product(1));
+    }
+    allocs.push(("constructing the Product value itself (floor for any decode)", (allocations() - before) as f64 / n as f64));
+    (b.rows, allocs)
+}
