@@ -164,7 +164,6 @@ impl CacheManager {
 
     /// Logs a backend failure at most once a second (with a count of the
     /// lines suppressed meanwhile), so an outage does not flood the logs.
-    #[allow(dead_code)] // TODO(merge)
     pub(crate) fn warn_failure(&self, what: &str, err: &Error) {
         if let Some(suppressed) = self.inner.log.permit() {
             tracing::warn!(target: "forge_cache", error = %err, suppressed, "{what}");

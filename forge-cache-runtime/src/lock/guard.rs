@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::script::{EXTEND, RELEASE};
-use crate::backend::{Arg, Op, reply};
+use crate::backend::{Arg, Backend, Op, reply};
 use crate::error::Result;
 use crate::manager::CacheManager;
 
@@ -229,7 +229,7 @@ impl Drop for LockGuard {
         let held = std::mem::take(&mut self.held);
         let manager = self.manager.clone();
         // In memory, releasing is a map operation: do it now.
-        if manager.inner.backend.is_memory() {
+        if matches!(manager.inner.backend, Backend::Memory(_)) {
             release_or_log(&manager, held.release_sync(&manager));
             return;
         }
