@@ -188,6 +188,28 @@ async fn cancelled_with_lock_releases_the_lock(env: Env) {
     assert!(free, "a cancelled with_lock kept its lock");
 }
 
+async fn with_lock_that_lost_its_lock_leaves_the_next_holder_alone(env: Env) {
+    let m = &env.manager;
+    let other = env.second_manager();
+    let ttl = Duration::from_millis(300);
+    let next = m
+        .with_lock("lost", ttl, BOUND, |_| async {
+            // As if the lock expired during a long pause of this holder.
+            assert!(m.delete("lock:{lost}").await.unwrap());
+            let next = other.try_lock("lost", MIN).await.unwrap().unwrap();
+            // Work on past a watchdog tick: it must not extend `next`.
+            tokio::time::sleep(ttl).await;
+            next
+        })
+        .await
+        .unwrap();
+    // with_lock's own release did not free the next holder's lock either.
+    assert!(m.try_lock("lost", MIN).await.unwrap().is_none());
+    let left = m.ttl("lock:{lost}").await.unwrap().unwrap();
+    assert!(left > Duration::from_secs(30), "TTL changed to {left:?}");
+    assert!(next.release().await.unwrap());
+}
+
 async fn guide_acquire_and_release_are_owner_safe(env: Env) {
     let m = &env.manager;
     // The guide's shape.
@@ -254,6 +276,7 @@ on_every_backend!(
     with_lock_keeps_the_lock_past_its_ttl_while_work_runs,
     with_lock_times_out_without_running_the_work,
     cancelled_with_lock_releases_the_lock,
+    with_lock_that_lost_its_lock_leaves_the_next_holder_alone,
     guide_acquire_and_release_are_owner_safe,
     lock_keys_are_escaped_hash_tagged_and_expire,
 );
