@@ -17,8 +17,11 @@ mod global;
 mod health;
 mod info;
 pub mod key;
+mod lock;
 mod manager;
+mod random;
 mod secret;
+mod session;
 mod settings;
 
 pub use backend::redis::{SyncConnection, SyncConnector};
@@ -27,8 +30,10 @@ pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};
 pub use health::Health;
 pub use info::MemoryInfo;
+pub use lock::{LockGuard, SyncLockGuard};
 pub use manager::CacheManager;
 pub use secret::{Secret, redact_url};
+pub use session::{DEFAULT_SESSION_TTL, SessionStore};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
 
 /// Re-exported so that users and generated code name one `redis` version.
