@@ -518,6 +518,28 @@ on_every_backend!(
     cancelled_leader_does_not_wedge_the_key,
 );
 
+#[cache_result(ttl = 60, key_prefix = "t_flight_sync", skip(calls))]
+fn slow_cold_sync(calls: &Calls, x: u32) -> u32 {
+    calls.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(100));
+    x
+}
+
+fn concurrent_cold_sync_calls_run_the_function_once(env: Env) {
+    let calls = Calls::new(0);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..16)
+            .map(|_| s.spawn(|| env.manager.scope_sync(|| slow_cold_sync(&calls, 7))))
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), 7);
+        }
+    });
+    assert_eq!(runs(&calls), 1);
+}
+
+on_every_backend_sync!(concurrent_cold_sync_calls_run_the_function_once);
+
 #[cache_result(ttl = 60, key_prefix = "t_outage", skip(calls))]
 async fn during_outage(calls: &Calls, x: u32) -> u32 {
     calls.fetch_add(1, Ordering::SeqCst);

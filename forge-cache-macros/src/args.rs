@@ -235,6 +235,9 @@ pub(crate) struct CacheArgs {
     /// XFetch `beta`, with its span.
     pub(crate) beta: Option<(f64, Span)>,
     pub(crate) stale_ttl: Option<u64>,
+    pub(crate) lock: bool,
+    /// `lock_wait_ms`, with its span.
+    pub(crate) lock_wait_ms: Option<(u64, Span)>,
 }
 
 const CACHE_KEYS: &[&str] = &[
@@ -247,6 +250,8 @@ const CACHE_KEYS: &[&str] = &[
     "early_refresh",
     "beta",
     "stale_ttl",
+    "lock",
+    "lock_wait_ms",
     "crate",
 ];
 
@@ -287,10 +292,21 @@ impl CacheArgs {
                     a.beta = Some((positive_float(&meta, key)?, span));
                 }
                 "stale_ttl" => a.stale_ttl = Some(positive_int(&meta, key, "seconds")?),
+                "lock" => a.lock = boolean(&meta, key)?,
+                "lock_wait_ms" => {
+                    let span = meta.path.span();
+                    a.lock_wait_ms = Some((positive_int(&meta, key, "milliseconds")?, span));
+                }
                 _ => a.krate = Some(crate_path(&meta)?),
             }
             Ok(())
         })?;
+        if let (Some((_, span)), false) = (a.lock_wait_ms, a.lock) {
+            return Err(syn::Error::new(
+                span,
+                "`lock_wait_ms` bounds the wait of `lock`: add `lock = true`",
+            ));
+        }
         if let (Some((_, span)), false) = (a.beta, a.early_refresh) {
             return Err(syn::Error::new(
                 span,

@@ -41,6 +41,8 @@ use proc_macro::TokenStream;
 /// | `stale_ttl = 30` | none | seconds an expired value is still served while one caller refreshes it, or when the refresh returns `Err` |
 /// | `early_refresh = true` | `false` | recompute before expiry with XFetch probability (below) |
 /// | `beta = 1.0` | `1.0` | XFetch aggressiveness (> 0; larger refreshes earlier); needs `early_refresh` |
+/// | `lock = true` | `false` | on a miss, one caller across processes computes while the others wait for it |
+/// | `lock_wait_ms = 3000` | `3000` | bound of that wait; needs `lock` |
 /// | `crate = "::forge_cache"` | `::forge_cache` | where the forge-cache crate is |
 ///
 /// # Keys
@@ -111,6 +113,14 @@ use proc_macro::TokenStream;
 /// (XFetch, Vattani et al., VLDB 2015), so under load the value is replaced
 /// shortly before it expires, by one caller, instead of by a burst of
 /// misses after.
+///
+/// With `lock = true`, a miss takes the lock `lock:<key>` (waiting at most
+/// `lock_wait_ms`) before computing, and reads the key again once it has
+/// it: if another process stored the value meanwhile, that value is
+/// returned. When the wait runs out (the holder is slow) or the backend
+/// fails, the caller computes without the lock: the wait is bounded, never
+/// retried, never recursive. The lock lives twice the wait bound (at least
+/// 2 s) and is released after the store.
 ///
 /// ```
 /// use forge_cache::cache_result;

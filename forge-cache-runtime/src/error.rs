@@ -64,6 +64,35 @@ pub enum Error {
     /// The operation is not available on this backend.
     #[error("not supported by this backend: {0}")]
     Unsupported(&'static str),
+    /// [`CacheManager::lock`](crate::CacheManager::lock) waited its whole
+    /// bound and another holder still had the lock.
+    #[error("lock {name:?} not acquired within {waited:?}: another holder has it")]
+    LockTimeout {
+        /// The lock's name, as given.
+        name: String,
+        /// The wait bound that ran out.
+        waited: Duration,
+    },
+    /// A lock name or session id that cannot be used (the value itself is
+    /// not repeated: a session id is a secret).
+    #[error("invalid {what}: {reason}")]
+    InvalidName {
+        /// What was being named, e.g. `"lock name"` or `"session id"`.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A session key holds data that is not a valid session of the expected
+    /// type (tampered with, or written by other code). Treat it as no
+    /// session: delete it and start a new one.
+    ///
+    /// The message does not quote the data (it may hold secrets); the
+    /// source error has serde's details.
+    #[error("stored session data is corrupt or of another type")]
+    CorruptSession(#[source] serde_json::Error),
+    /// The operating system's random number generator failed.
+    #[error("random number generator failed: {0}")]
+    Random(String),
     /// An unexpected reply shape from the backend.
     #[error("unexpected reply from backend: {0}")]
     Protocol(String),

@@ -19,9 +19,12 @@ mod global;
 mod health;
 mod info;
 pub mod key;
+mod lock;
 mod manager;
+mod random;
 mod ratelimit;
 mod secret;
+mod session;
 mod settings;
 
 pub use backend::redis::{SyncConnection, SyncConnector};
@@ -30,12 +33,14 @@ pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};
 pub use health::Health;
 pub use info::MemoryInfo;
+pub use lock::{LockGuard, SyncLockGuard};
 pub use manager::CacheManager;
 pub use ratelimit::{
     Algorithm, Decision, OnError, RateLimit, RateLimitExceeded, RateSite, rate_limit_check,
     rate_limit_check_sync,
 };
 pub use secret::{Secret, redact_url};
+pub use session::{DEFAULT_SESSION_TTL, SessionStore};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
 
 /// Re-exported so that users and generated code name one `redis` version.

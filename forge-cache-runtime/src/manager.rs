@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     peak_bytes: AtomicUsize,
     /// In-flight misses of `#[cache_result]` calls (single-flight).
     pub(crate) flights: Flights,
+    /// Locks taken with the guide-shaped `acquire_lock`, by name.
+    pub(crate) held_locks: crate::lock::HeldLocks,
 }
 
 impl std::fmt::Debug for CacheManager {
@@ -93,6 +95,7 @@ impl CacheManager {
                 log: LogThrottle::new(),
                 peak_bytes: AtomicUsize::new(0),
                 flights: Flights::default(),
+                held_locks: Default::default(),
             }),
         }
     }
@@ -165,7 +168,6 @@ impl CacheManager {
 
     /// Logs a backend failure at most once a second (with a count of the
     /// lines suppressed meanwhile), so an outage does not flood the logs.
-    #[allow(dead_code)] // TODO(merge)
     pub(crate) fn warn_failure(&self, what: &str, err: &Error) {
         if let Some(suppressed) = self.inner.log.permit() {
             tracing::warn!(target: "forge_cache", error = %err, suppressed, "{what}");

@@ -10,6 +10,9 @@ use super::{mixed, or_item, parse_fn, private_path, private_path_at};
 use crate::args::{CacheArgs, Template, TemplatePart};
 use crate::item::{FnInfo, ReturnKind, plain_pattern};
 
+/// How long `lock = true` waits for another process by default.
+const DEFAULT_LOCK_WAIT_MS: u64 = 3000;
+
 /// Lists `names` for an error message.
 fn list(names: &[&Ident]) -> String {
     if names.is_empty() {
@@ -90,9 +93,13 @@ fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream
         let beta = args.beta.map_or(1.0, |b| b.0);
         quote!(.refresh(#stale, #beta))
     });
+    let lock = args.lock.then(|| {
+        let wait = args.lock_wait_ms.map_or(DEFAULT_LOCK_WAIT_MS, |w| w.0);
+        quote!(.lock(#wait))
+    });
     let site = mixed("__FORGE_CACHE_SITE");
     let site_def = quote! {
-        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern) #refresh;
+        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern) #refresh #lock;
     };
 
     let key = key_expr(&p, &info, &plan);

@@ -24,7 +24,6 @@ pub(crate) struct Script {
 
 /// A script argument.
 #[derive(Clone, Copy, Debug)]
-#[allow(dead_code)] // TODO(merge): used by the lock and rate-limit branches
 pub(crate) enum Arg<'a> {
     Int(i64),
     Bytes(&'a [u8]),
@@ -41,7 +40,6 @@ impl Arg<'_> {
         }
     }
 
-    #[allow(dead_code)] // TODO(merge)
     pub(crate) fn bytes(&self) -> Vec<u8> {
         match self {
             Arg::Int(i) => i.to_string().into_bytes(),

@@ -259,6 +259,38 @@ fn keep_stale<P: Policy<R>, R>(
     None
 }
 
+/// `lock = true`: how long the lock of a computing caller lives. Twice the
+/// wait bound (at least a second): a computation that outlives it lets one
+/// more process compute.
+fn lock_ttl(wait: Duration) -> Duration {
+    wait.max(Duration::from_secs(1)) * 2
+}
+
+/// After the cross-process lock was taken: the value another process
+/// stored meanwhile, if any (also handed to this process's waiters).
+fn filled_meanwhile<S: DeserializeOwned>(
+    site: &'static CacheSite,
+    leader: &mut Leader<'_>,
+    reply: Result<Value>,
+) -> Option<S> {
+    let Ok(Value::BulkString(bytes)) = reply else {
+        return None;
+    };
+    let (v, _) = decode_stored(&bytes, site.early_refresh()).ok()?;
+    leader.finish(Some(&bytes));
+    event(
+        site,
+        Event::Coalesced,
+        "cache filled by another process meanwhile",
+    );
+    Some(v)
+}
+
+fn lock_failed(site: &'static CacheSite, e: &Error) {
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e,
+        "cache lock not taken; computing without it");
+}
+
 /// The body of an async `#[cache_result]` function: serve `call`'s value
 /// from the cache, or run `run` and store its cacheable result.
 ///
@@ -311,6 +343,21 @@ where
             }
         }
     };
+    let mut guard = None;
+    if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
+        match manager.lock(&key, lock_ttl(wait), wait).await {
+            Ok(g) => {
+                // Another process may have stored the value while we waited.
+                let filled = filled_meanwhile(site, leader, manager.exec(Op::Get(&key)).await);
+                if let Some(v) = filled {
+                    let _ = g.release().await;
+                    return P::from_stored(v);
+                }
+                guard = Some(g);
+            }
+            Err(e) => lock_failed(site, &e),
+        }
+    }
     let started = Instant::now();
     let out = run.await;
     let took = started.elapsed();
@@ -328,6 +375,9 @@ where
             // Refreshed: the next refresh may start as soon as it is due.
             let _ = manager.exec(Op::Del(m)).await;
         }
+    }
+    if let Some(g) = guard {
+        let _ = g.release().await;
     }
     // Until here, callers of the same key get the published value.
     drop(role);
@@ -380,6 +430,20 @@ where
             }
         }
     };
+    let mut guard = None;
+    if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
+        match manager.lock_sync(&key, lock_ttl(wait), wait) {
+            Ok(g) => {
+                let filled = filled_meanwhile(site, leader, manager.exec_sync(Op::Get(&key)));
+                if let Some(v) = filled {
+                    let _ = g.release();
+                    return P::from_stored(v);
+                }
+                guard = Some(g);
+            }
+            Err(e) => lock_failed(site, &e),
+        }
+    }
     let started = Instant::now();
     let out = run();
     let took = started.elapsed();
@@ -397,6 +461,9 @@ where
             // Refreshed: the next refresh may start as soon as it is due.
             let _ = manager.exec_sync(Op::Del(m));
         }
+    }
+    if let Some(g) = guard {
+        let _ = g.release();
     }
     drop(role);
     out

@@ -24,6 +24,7 @@ pub struct CacheSite {
     template_pattern: Option<&'static str>,
     stale_secs: u64,
     beta: f64,
+    lock_wait_ms: u64,
     pub(crate) counters: Counters,
 }
 
@@ -49,6 +50,7 @@ impl CacheSite {
             template_pattern,
             stale_secs: 0,
             beta: 1.0,
+            lock_wait_ms: 0,
             counters: Counters::new(),
         }
     }
@@ -62,6 +64,18 @@ impl CacheSite {
         self.stale_secs = stale_secs;
         self.beta = beta;
         self
+    }
+
+    /// Sets `lock = true`: on a miss, wait at most `wait_ms` for another
+    /// process computing the same key.
+    pub const fn lock(mut self, wait_ms: u64) -> Self {
+        self.lock_wait_ms = wait_ms;
+        self
+    }
+
+    /// The bound of the cross-process wait, when `lock = true`.
+    pub(crate) fn lock_wait(&self) -> Option<std::time::Duration> {
+        (self.lock_wait_ms > 0).then(|| std::time::Duration::from_millis(self.lock_wait_ms))
     }
 
     pub(crate) fn early_refresh(&self) -> bool {

@@ -1,4 +1,10 @@
-//! `stale_ttl`, `early_refresh` and `beta` on async and sync functions.
+//! `stale_ttl`, `early_refresh`, `beta`, `lock` and `lock_wait_ms` on async
+//! and sync functions.
+#[forge_cache::cache_result(lock = true)]
+async fn locked(id: u8) -> u8 {
+    id
+}
+
 use forge_cache::cache_result;
 
 #[cache_result(ttl = 300, stale_ttl = 60, early_refresh = true, beta = 1.5)]
@@ -6,7 +12,7 @@ async fn rates(base: &str) -> Result<Vec<(String, f64)>, String> {
     Ok(vec![(base.to_owned(), 1.0)])
 }
 
-#[cache_result(ttl = 300, early_refresh = true, beta = 2)]
+#[cache_result(ttl = 300, early_refresh = true, beta = 2, lock = true, lock_wait_ms = 500)]
 fn report(day: u32) -> Option<String> {
     Some(day.to_string())
 }
@@ -14,4 +20,5 @@ fn report(day: u32) -> Option<String> {
 fn main() {
     let _ = rates("EUR");
     let _ = report(1);
+    let _ = locked(1);
 }

@@ -1,0 +1,475 @@
+//! Typed sessions (the guide's "Session Storage"): JSON values under
+//! `[<namespace>:]session:<id>`, 24 hours by default, with sliding expiry.
+//!
+//! Ids the store makes are 128 random bits as 22 characters of unpadded
+//! base64url: unguessable and URL-safe. Ids the caller picks (the guide's
+//! `session:{user_id}`) are escaped with
+//! [`push_component`](crate::key::push_component), so an id taken from a
+//! request cannot name any key but its own session's.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::memory::{self, Txn};
+use crate::backend::{Arg, Op, Script, reply};
+use crate::error::{Error, Result};
+use crate::key::push_component;
+use crate::lock::{arg_duration, millis};
+use crate::manager::CacheManager;
+use crate::random::random_id;
+
+/// The guide's session lifetime: 24 hours.
+///
+/// ```
+/// assert_eq!(forge_cache_runtime::DEFAULT_SESSION_TTL.as_secs(), 86_400);
+/// ```
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest id accepted from callers, in bytes.
+const MAX_ID_BYTES: usize = 256;
+
+/// `SET key value XX PX ttl`: replaces a live session only. 1 if replaced.
+static UPDATE: Script = Script {
+    lua: LazyLock::new(|| {
+        redis::Script::new(
+            r"return redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) and 1 or 0",
+        )
+    }),
+    memory: update_in_memory,
+};
+
+/// `GET` and, if the key exists, `PEXPIRE`: a read that slides the expiry.
+static GET_AND_TOUCH: Script = Script {
+    lua: LazyLock::new(|| {
+        redis::Script::new(
+            r"
+local v = redis.call('GET', KEYS[1])
+if v then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return v
+",
+        )
+    }),
+    memory: get_and_touch_in_memory,
+};
+
+fn update_in_memory(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value {
+    let (Some(&key), Some(data)) = (keys.first(), args.first()) else {
+        return Value::Int(0);
+    };
+    if t.get(key).is_none() {
+        return Value::Int(0);
+    }
+    t.set(
+        key,
+        memory::Value::Bytes(data.bytes().into()),
+        arg_duration(args.get(1)),
+    );
+    Value::Int(1)
+}
+
+fn get_and_touch_in_memory(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value {
+    let Some(&key) = keys.first() else {
+        return Value::Nil;
+    };
+    let Some(data) = t.get(key).map(memory::Value::to_bytes) else {
+        return Value::Nil;
+    };
+    t.expire(key, arg_duration(args.first()));
+    Value::BulkString(data.to_vec())
+}
+
+/// A typed session store: create, read, update, slide and delete sessions
+/// holding a `T`, stored as JSON for [`ttl`](Self::ttl) (24 hours unless set
+/// with [`with_ttl`](Self::with_ttl)).
+///
+/// Data under a session key that is not a valid `T` (tampered with, or
+/// written by other code) is never trusted and never panics: reads return
+/// [`Error::CorruptSession`]. Treat that as "no session": delete it and
+/// start a new one.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+/// use serde::{Deserialize, Serialize};
+/// use forge_cache_runtime::{CacheManager, RedisSettings, SessionStore};
+///
+/// #[derive(Serialize, Deserialize, PartialEq, Debug)]
+/// struct Session { user_id: u64, cart: Vec<String> }
+///
+/// let cache = CacheManager::new(RedisSettings::memory())?;
+/// let sessions: SessionStore<Session> = cache.sessions();
+/// let id = sessions.create(&Session { user_id: 7, cart: vec![] }).await?;
+/// sessions.update(&id, &Session { user_id: 7, cart: vec!["book".into()] }).await?;
+/// assert_eq!(sessions.get(&id).await?.unwrap().cart, ["book"]);
+/// assert!(sessions.touch(&id).await?); // another 24 hours
+/// assert!(sessions.delete(&id).await?);
+/// assert_eq!(sessions.get(&id).await?, None);
+/// # Ok(()) }
+/// ```
+pub struct SessionStore<T> {
+    manager: CacheManager,
+    ttl: Duration,
+    _data: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SessionStore<T> {
+    fn clone(&self) -> Self {
+        SessionStore {
+            manager: self.manager.clone(),
+            ttl: self.ttl,
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SessionStore<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("ttl", &self.ttl)
+            .field("data", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheManager {
+    /// A [`SessionStore`] for `T` on this manager, with the default TTL.
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<serde_json::Value>();
+    /// assert_eq!(sessions.ttl(), forge_cache_runtime::DEFAULT_SESSION_TTL);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn sessions<T>(&self) -> SessionStore<T> {
+        SessionStore {
+            manager: self.clone(),
+            ttl: DEFAULT_SESSION_TTL,
+            _data: PhantomData,
+        }
+    }
+}
+
+/// The key of session `id`: `session:<escaped id>`.
+fn session_key(id: &dyn fmt::Display) -> Result<String> {
+    let raw = id.to_string();
+    let reason = if raw.is_empty() {
+        "must not be empty"
+    } else if raw.len() > MAX_ID_BYTES {
+        "must be at most 256 bytes"
+    } else {
+        let mut key = String::with_capacity(8 + raw.len());
+        key.push_str("session:");
+        push_component(&mut key, &raw);
+        return Ok(key);
+    };
+    Err(Error::InvalidName {
+        what: "session id",
+        reason,
+    })
+}
+
+fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>> {
+    bytes
+        .map(|b| serde_json::from_slice(&b).map_err(Error::CorruptSession))
+        .transpose()
+}
+
+/// How many fresh ids `create` tries before giving up (a collision of 128
+/// random bits does not happen; the bound is there so nothing loops).
+const CREATE_ATTEMPTS: usize = 3;
+
+fn ids_exhausted() -> Error {
+    Error::Protocol("every freshly generated session id was already taken".into())
+}
+
+impl<T: Serialize + DeserializeOwned> SessionStore<T> {
+    /// A store on `manager` with the default TTL (24 hours). Same as
+    /// [`CacheManager::sessions`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = forge_cache_runtime::SessionStore::<Vec<String>>::new(cache.clone());
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn new(manager: CacheManager) -> Self {
+        manager.sessions()
+    }
+
+    /// The same store with sessions living `ttl` after their last write or
+    /// touch.
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// use std::time::Duration;
+    /// let sessions = cache.sessions::<u64>().with_ttl(Duration::from_secs(1800));
+    /// assert_eq!(sessions.ttl(), Duration::from_secs(1800));
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long a session lives after its last write or touch.
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// assert_eq!(cache.sessions::<u64>().ttl().as_secs(), 86_400);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Stores `data` under a new random id and returns the id (22 URL-safe
+    /// characters, 128 random bits; fit for a cookie).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let id = cache.sessions::<u64>().create(&7).await?;
+    /// assert_eq!(id.len(), 22);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create(&self, data: &T) -> Result<String> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = random_id()?;
+            if self
+                .manager
+                .set_nx(&session_key(&id)?, data, self.ttl)
+                .await?
+            {
+                return Ok(id);
+            }
+        }
+        Err(ids_exhausted())
+    }
+
+    /// Sync form of [`create`](Self::create).
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let id = cache.sessions::<u64>().create_sync(&7)?;
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn create_sync(&self, data: &T) -> Result<String> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = random_id()?;
+            if self
+                .manager
+                .set_nx_sync(&session_key(&id)?, data, self.ttl)?
+            {
+                return Ok(id);
+            }
+        }
+        Err(ids_exhausted())
+    }
+
+    /// Stores `data` under an id the caller chooses, replacing any session
+    /// there: the guide's `create_session(user_id, data)` (key
+    /// `session:<user_id>`). The id is escaped into one key component.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<Vec<String>>();
+    /// sessions.create_with_id(42, &vec!["admin".to_string()]).await?;
+    /// assert!(cache.get_bytes("session:42").await?.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_with_id(&self, id: impl fmt::Display, data: &T) -> Result<()> {
+        self.manager.set(&session_key(&id)?, data, self.ttl).await
+    }
+
+    /// Sync form of [`create_with_id`](Self::create_with_id).
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// cache.sessions::<u64>().create_with_id_sync(42, &1)?;
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn create_with_id_sync(&self, id: impl fmt::Display, data: &T) -> Result<()> {
+        self.manager.set_sync(&session_key(&id)?, data, self.ttl)
+    }
+
+    /// The session's data; `Ok(None)` when there is no such session (never
+    /// created, expired or deleted). Does not extend it: see
+    /// [`get_and_touch`](Self::get_and_touch). Data that is not a valid `T`
+    /// is [`Error::CorruptSession`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// assert_eq!(sessions.get("no-such-id").await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get(&self, id: impl fmt::Display) -> Result<Option<T>> {
+        decode(self.manager.get_bytes(&session_key(&id)?).await?)
+    }
+
+    /// Sync form of [`get`](Self::get).
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// assert_eq!(cache.sessions::<u64>().get_sync("no-such-id")?, None);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn get_sync(&self, id: impl fmt::Display) -> Result<Option<T>> {
+        decode(self.manager.get_bytes_sync(&session_key(&id)?)?)
+    }
+
+    /// Reads the session and, if it exists, restarts its TTL, in one atomic
+    /// step: sliding expiry on every request.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// let id = sessions.create(&7).await?;
+    /// assert_eq!(sessions.get_and_touch(&id).await?, Some(7));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_and_touch(&self, id: impl fmt::Display) -> Result<Option<T>> {
+        let key = session_key(&id)?;
+        let keys = [&*self.manager.full_key(&key)];
+        let args = [Arg::Int(millis(self.ttl))];
+        let v = self
+            .manager
+            .exec(Op::Script(&GET_AND_TOUCH, &keys, &args))
+            .await?;
+        decode(reply(v)?)
+    }
+
+    /// Sync form of [`get_and_touch`](Self::get_and_touch).
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// assert_eq!(cache.sessions::<u64>().get_and_touch_sync("gone")?, None);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn get_and_touch_sync(&self, id: impl fmt::Display) -> Result<Option<T>> {
+        let key = session_key(&id)?;
+        let keys = [&*self.manager.full_key(&key)];
+        let args = [Arg::Int(millis(self.ttl))];
+        let v = self
+            .manager
+            .exec_sync(Op::Script(&GET_AND_TOUCH, &keys, &args))?;
+        decode(reply(v)?)
+    }
+
+    /// Replaces the data of an existing session and restarts its TTL;
+    /// `Ok(false)` (and nothing written) when there is no such session, so
+    /// an expired session is not brought back by a late write.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// let id = sessions.create(&1).await?;
+    /// assert!(sessions.update(&id, &2).await?);
+    /// assert!(!sessions.update("expired-or-unknown", &2).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn update(&self, id: impl fmt::Display, data: &T) -> Result<bool> {
+        let key = session_key(&id)?;
+        let bytes = self.manager.encode_checked(data)?;
+        let keys = [&*self.manager.full_key(&key)];
+        let args = [Arg::Bytes(&bytes), Arg::Int(millis(self.ttl))];
+        let v = self.manager.exec(Op::Script(&UPDATE, &keys, &args)).await?;
+        Ok(reply::<i64>(v)? == 1)
+    }
+
+    /// Sync form of [`update`](Self::update).
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// assert!(!cache.sessions::<u64>().update_sync("unknown", &2)?);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn update_sync(&self, id: impl fmt::Display, data: &T) -> Result<bool> {
+        let key = session_key(&id)?;
+        let bytes = self.manager.encode_checked(data)?;
+        let keys = [&*self.manager.full_key(&key)];
+        let args = [Arg::Bytes(&bytes), Arg::Int(millis(self.ttl))];
+        let v = self.manager.exec_sync(Op::Script(&UPDATE, &keys, &args))?;
+        Ok(reply::<i64>(v)? == 1)
+    }
+
+    /// Restarts the session's TTL (sliding expiry); `Ok(false)` when there
+    /// is no such session.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// let id = sessions.create(&1).await?;
+    /// assert!(sessions.touch(&id).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn touch(&self, id: impl fmt::Display) -> Result<bool> {
+        self.manager.expire(&session_key(&id)?, self.ttl).await
+    }
+
+    /// Sync form of [`touch`](Self::touch).
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// assert!(!cache.sessions::<u64>().touch_sync("unknown")?);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn touch_sync(&self, id: impl fmt::Display) -> Result<bool> {
+        self.manager.expire_sync(&session_key(&id)?, self.ttl)
+    }
+
+    /// Deletes the session (logout); returns whether it existed. The
+    /// guide's `delete_session`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// let id = sessions.create(&1).await?;
+    /// assert!(sessions.delete(&id).await?);
+    /// assert!(!sessions.delete(&id).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete(&self, id: impl fmt::Display) -> Result<bool> {
+        self.manager.delete(&session_key(&id)?).await
+    }
+
+    /// Sync form of [`delete`](Self::delete).
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// assert!(!cache.sessions::<u64>().delete_sync("unknown")?);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn delete_sync(&self, id: impl fmt::Display) -> Result<bool> {
+        self.manager.delete_sync(&session_key(&id)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_callers_stay_one_escaped_component() {
+        assert_eq!(session_key(&42).unwrap(), "session:42");
+        assert_eq!(session_key(&"a:*{b}").unwrap(), "session:a%3A%2A%7Bb%7D");
+        assert!(matches!(
+            session_key(&""),
+            Err(Error::InvalidName {
+                what: "session id",
+                ..
+            })
+        ));
+        assert!(session_key(&"x".repeat(MAX_ID_BYTES + 1)).is_err());
+    }
+}
