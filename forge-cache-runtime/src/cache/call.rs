@@ -296,7 +296,8 @@ fn lock_failed(site: &'static CacheSite, e: &Error) {
 ///
 /// Fails open: when the backend fails, `run` runs and its result is
 /// returned. Concurrent misses of the same key in this process run `run`
-/// once (see [the module docs](super)).
+/// once; the others get its value (errors are not shared: `E` need not
+/// be `Clone`, so after an `Err` each waiting call runs `run` itself).
 pub async fn cached<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
 where
     P: Policy<R>,

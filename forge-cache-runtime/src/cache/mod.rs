@@ -9,6 +9,9 @@
 //! failure is logged (at most once a second) and the function simply runs:
 //! the cache never breaks the application.
 //!
+//! With `stale_ttl` and `early_refresh` (see `refresh`), one caller
+//! refreshes an entry while the others keep serving the current value.
+//!
 //! Errors are not shared between concurrent callers: `E` need not be
 //! `Clone`, so when the leading call's result is an `Err` (or an uncached
 //! `None`), each waiting call runs the function itself.
