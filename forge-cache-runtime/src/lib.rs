@@ -8,6 +8,7 @@
 
 mod backend;
 mod breaker;
+mod cluster_url;
 mod codec;
 mod error;
 pub mod glob;
@@ -18,10 +19,11 @@ mod manager;
 mod secret;
 mod settings;
 
+pub use backend::cluster::{ClusterSyncConnection, ClusterSyncConnector};
 pub use backend::redis::{SyncConnection, SyncConnector};
 pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};
-pub use info::MemoryInfo;
+pub use info::{MemoryInfo, NodeMemory};
 pub use manager::CacheManager;
 pub use secret::{Secret, redact_url};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
