@@ -237,6 +237,27 @@ impl RedisCluster {
         }
     }
 
+    /// Waits until `redis-cli --cluster check` finds every node agreeing on
+    /// the slot configuration and all 16384 slots covered (as `reshard`
+    /// requires before it starts); false after `within`.
+    pub fn wait_consistent(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let seed = format!("127.0.0.1:{}", self.port(self.any_alive()));
+            let out = self.cluster_cli(&["check", &seed]);
+            if out.contains("[OK] All nodes agree about slots configuration.")
+                && out.contains("[OK] All 16384 slots covered.")
+                && !out.contains("[WARNING]")
+            {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn any_alive(&self) -> usize {
         (0..self.nodes.len())
             .find(|&i| self.is_alive(i))

@@ -9,10 +9,10 @@ use std::time::Duration;
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, Value};
+use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
 
 use super::redis::{QuietErrors, scan_cmd};
-use super::reply;
+use super::{Op, Script, reply};
 use crate::error::{Error, Result};
 use crate::info::MemoryInfo;
 
@@ -20,6 +20,78 @@ use crate::info::MemoryInfo;
 const RETRIES: u32 = 4;
 /// Bounds of the randomised wait between retries, in milliseconds.
 const RETRY_WAIT_MS: (u64, u64) = (10, 500);
+/// Further attempts, after redis-rs's own, for a command that keeps meeting
+/// `ASK` during a slot migration.
+const ASK_ATTEMPTS: usize = 4;
+
+/// Runs `op` on the cluster: redis-rs routes it by its key's slot and
+/// follows `MOVED` and `ASK`.
+///
+/// One gap is closed here. redis-rs answers `ASK` by writing `ASKING` and
+/// then the command as two requests on the node's multiplexed connection;
+/// another task's command can slip in between and consume the one-shot
+/// `ASKING`, so under load a command can bounce between the two nodes of a
+/// migrating slot until its retries run out and the `ASK` reaches us. We
+/// then send `ASKING` and the command as one pipeline (one write, which
+/// nothing can split), a bounded number of times.
+pub(crate) async fn run(conn: &mut ClusterConnection, op: Op<'_>) -> RedisResult<Value> {
+    let script = match op {
+        Op::Script(script, ..) => Some(script),
+        _ => None,
+    };
+    let cmd = op.cmd();
+    let mut result = query(conn, &cmd, script, None).await;
+    for _ in 0..ASK_ATTEMPTS {
+        let node = match &result {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
+                match e.redirect_node().and_then(|(node, _)| node_route(node)) {
+                    Some(route) => route,
+                    None => break,
+                }
+            }
+            _ => break,
+        };
+        tracing::debug!(target: "forge_cache", "ASK redirection: resending with ASKING in one pipeline");
+        result = query(conn, &cmd, script, Some(node)).await;
+    }
+    result
+}
+
+/// Sends `cmd` (with `ASKING` first, to `asking`'s node, if given); loads
+/// the script on every node and retries once after `NOSCRIPT`.
+async fn query(
+    conn: &mut ClusterConnection,
+    cmd: &Cmd,
+    script: Option<&Script>,
+    asking: Option<SingleNodeRoutingInfo>,
+) -> RedisResult<Value> {
+    let first = send(conn, cmd, asking.clone()).await;
+    match (first, script) {
+        (Err(e), Some(script)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.lua.load_async(conn).await?;
+            send(conn, cmd, asking).await
+        }
+        (result, _) => result,
+    }
+}
+
+async fn send(
+    conn: &mut ClusterConnection,
+    cmd: &Cmd,
+    asking: Option<SingleNodeRoutingInfo>,
+) -> RedisResult<Value> {
+    let Some(route) = asking else {
+        return cmd.query_async(conn).await;
+    };
+    let mut pipe = redis::pipe();
+    pipe.cmd("ASKING").add_command(cmd.clone());
+    // Skip the reply to ASKING, keep the command's.
+    let mut replies = conn.route_pipeline(pipe, 1, 1, route).await?;
+    replies
+        .pop()
+        .ok_or_else(|| (ErrorKind::Client, "empty reply to ASKING pipeline").into())
+        .and_then(Value::extract_error)
+}
 
 pub(crate) struct ClusterBackend {
     client: ClusterClient,
@@ -237,12 +309,15 @@ fn on_primaries(value: Value) -> Result<Vec<(String, String)>> {
 
 /// Routing to one node given as `host:port`.
 fn by_address(node: &str) -> Result<RoutingInfo> {
-    let (host, port) = node
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse().ok()?)))
-        .ok_or_else(|| Error::Protocol(format!("bad cluster node address {node:?}")))?;
-    Ok(RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+    node_route(node)
+        .map(RoutingInfo::SingleNode)
+        .ok_or_else(|| Error::Protocol(format!("bad cluster node address {node:?}")))
+}
+
+fn node_route(node: &str) -> Option<SingleNodeRoutingInfo> {
+    let (host, port) = node.rsplit_once(':')?;
+    Some(SingleNodeRoutingInfo::ByAddress {
         host: host.to_owned(),
-        port,
-    }))
+        port: port.parse().ok()?,
+    })
 }

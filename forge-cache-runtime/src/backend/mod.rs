@@ -103,7 +103,16 @@ impl Op<'_> {
                 c.arg(k).arg(millis(ttl));
             }
             Op::Ping => c = ::redis::cmd("PING"),
-            Op::Script(..) => unreachable!("scripts run through invocation"),
+            Op::Script(script, keys, args) => {
+                c = ::redis::cmd("EVALSHA");
+                c.arg(script.lua.get_hash()).arg(keys.len());
+                for k in keys {
+                    c.arg(*k);
+                }
+                for a in args {
+                    c.arg(a);
+                }
+            }
         }
         c
     }
@@ -151,7 +160,7 @@ impl Backend {
         match self {
             Backend::Memory(m) => Ok(op.on_memory(m)),
             Backend::Redis(r) => bounded(r.timeout(), run_async(&mut r.conn()?, op)).await,
-            Backend::Cluster(c) => bounded(c.timeout(), run_async(&mut c.conn()?, op)).await,
+            Backend::Cluster(c) => bounded(c.timeout(), cluster::run(&mut c.conn()?, op)).await,
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
