@@ -20,9 +20,9 @@ use crate::info::MemoryInfo;
 const RETRIES: u32 = 4;
 /// Bounds of the randomised wait between retries, in milliseconds.
 const RETRY_WAIT_MS: (u64, u64) = (10, 500);
-/// Further attempts, after redis-rs's own, for a command that keeps meeting
-/// `ASK` during a slot migration.
-const ASK_ATTEMPTS: usize = 4;
+/// Further attempts, after redis-rs's own, for a command that keeps being
+/// redirected during a slot migration.
+const REDIRECT_ATTEMPTS: usize = 4;
 
 /// Runs `op` on the cluster: redis-rs routes it by its key's slot and
 /// follows `MOVED` and `ASK`.
@@ -31,57 +31,70 @@ const ASK_ATTEMPTS: usize = 4;
 /// then the command as two requests on the node's multiplexed connection;
 /// another task's command can slip in between and consume the one-shot
 /// `ASKING`, so under load a command can bounce between the two nodes of a
-/// migrating slot until its retries run out and the `ASK` reaches us. We
-/// then send `ASKING` and the command as one pipeline (one write, which
-/// nothing can split), a bounded number of times.
+/// migrating slot until its retries run out and the `ASK` (or `MOVED`)
+/// reaches us. We then send the command to the node the redirection names,
+/// after `MOVED` as it is and after `ASK` with `ASKING` in one pipeline (one
+/// write, which nothing can split), a bounded number of times.
 pub(crate) async fn run(conn: &mut ClusterConnection, op: Op<'_>) -> RedisResult<Value> {
     let script = match op {
         Op::Script(script, ..) => Some(script),
         _ => None,
     };
     let cmd = op.cmd();
-    let mut result = query(conn, &cmd, script, None).await;
-    for _ in 0..ASK_ATTEMPTS {
-        let node = match &result {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
-                match e.redirect_node().and_then(|(node, _)| node_route(node)) {
-                    Some(route) => route,
-                    None => break,
-                }
-            }
-            _ => break,
+    let mut result = query(conn, &cmd, script, To::Slot).await;
+    for _ in 0..REDIRECT_ATTEMPTS {
+        let to = match &result {
+            Err(e) => match (e.kind(), e.redirect_node().and_then(|(n, _)| node_route(n))) {
+                (ErrorKind::Server(ServerErrorKind::Ask), Some(node)) => To::Asking(node),
+                (ErrorKind::Server(ServerErrorKind::Moved), Some(node)) => To::Node(node),
+                _ => break,
+            },
+            Ok(_) => break,
         };
-        tracing::debug!(target: "forge_cache", "ASK redirection: resending with ASKING in one pipeline");
-        result = query(conn, &cmd, script, Some(node)).await;
+        tracing::debug!(target: "forge_cache", "redirection outlived redis-rs retries; resending to the named node");
+        result = query(conn, &cmd, script, to).await;
     }
     result
 }
 
-/// Sends `cmd` (with `ASKING` first, to `asking`'s node, if given); loads
-/// the script on every node and retries once after `NOSCRIPT`.
+/// Where [`send`] sends a command.
+#[derive(Clone)]
+enum To {
+    /// To the primary of its key's slot (redis-rs routing).
+    Slot,
+    /// To this node.
+    Node(SingleNodeRoutingInfo),
+    /// To this node, right after `ASKING`.
+    Asking(SingleNodeRoutingInfo),
+}
+
+/// Sends `cmd`; loads the script on every node and retries once after
+/// `NOSCRIPT`.
 async fn query(
     conn: &mut ClusterConnection,
     cmd: &Cmd,
     script: Option<&Script>,
-    asking: Option<SingleNodeRoutingInfo>,
+    to: To,
 ) -> RedisResult<Value> {
-    let first = send(conn, cmd, asking.clone()).await;
+    let first = send(conn, cmd, to.clone()).await;
     match (first, script) {
         (Err(e), Some(script)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
             script.lua.load_async(conn).await?;
-            send(conn, cmd, asking).await
+            send(conn, cmd, to).await
         }
         (result, _) => result,
     }
 }
 
-async fn send(
-    conn: &mut ClusterConnection,
-    cmd: &Cmd,
-    asking: Option<SingleNodeRoutingInfo>,
-) -> RedisResult<Value> {
-    let Some(route) = asking else {
-        return cmd.query_async(conn).await;
+async fn send(conn: &mut ClusterConnection, cmd: &Cmd, to: To) -> RedisResult<Value> {
+    let route = match to {
+        To::Slot => return cmd.query_async(conn).await,
+        To::Node(node) => {
+            return conn
+                .route_command(cmd.clone(), RoutingInfo::SingleNode(node))
+                .await;
+        }
+        To::Asking(node) => node,
     };
     let mut pipe = redis::pipe();
     pipe.cmd("ASKING").add_command(cmd.clone());
