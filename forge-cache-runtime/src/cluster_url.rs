@@ -53,7 +53,13 @@ pub(crate) fn parse_cluster_url(url: &str) -> Result<Vec<ConnectionInfo>> {
             format!("{node_scheme}://{userinfo}{host}:{port}/0{tail}")
                 .as_str()
                 .into_connection_info()
-                .map_err(|_| bad(CLUSTER_URL_EXPECTED))
+                .map_err(|e| {
+                    if node_scheme == "rediss" && e.to_string().contains("TLS") {
+                        bad("redis+cluster://: this build of forge-cache has no TLS support")
+                    } else {
+                        bad(CLUSTER_URL_EXPECTED)
+                    }
+                })
         })
         .collect()
 }
@@ -203,6 +209,14 @@ mod tests {
             assert_eq!(got_value, value);
             assert!(!expected.is_empty());
         }
+    }
+
+    #[test]
+    fn tls_cluster_url_without_tls_support_says_so() {
+        let (var, _, expected) =
+            config_error(from(&[("REDIS_CONNECTION_URL", "rediss+cluster://a:7000")]).unwrap_err());
+        assert_eq!(var, "REDIS_CONNECTION_URL");
+        assert!(expected.contains("TLS"), "{expected}");
     }
 
     #[test]

@@ -334,3 +334,92 @@ fn node_route(node: &str) -> Option<SingleNodeRoutingInfo> {
         port: port.parse().ok()?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, LazyLock};
+
+    use forge_cache_testkit::RedisCluster;
+
+    use super::*;
+    use crate::backend::memory::{self, Txn};
+    use crate::backend::{Arg, Backend};
+    use crate::cluster_url::parse_cluster_url;
+
+    /// Adds ARGV[1] to both keys (which share a hash tag); returns the sum.
+    static ADD_BOTH: Script = Script {
+        lua: LazyLock::new(|| {
+            redis::Script::new(
+                "local a = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+                 redis.call('PEXPIRE', KEYS[1], 60000) \
+                 local b = redis.call('INCRBY', KEYS[2], ARGV[1]) \
+                 redis.call('PEXPIRE', KEYS[2], 60000) \
+                 return a + b",
+            )
+        }),
+        memory: add_both_in_memory,
+    };
+
+    fn add_both_in_memory(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value {
+        let mut sum = 0;
+        for k in keys {
+            let v = t.get(k).and_then(memory::Value::as_int).unwrap_or(0) + args[0].int();
+            t.set(k, memory::Value::Int(v), Duration::from_secs(60));
+            sum += v;
+        }
+        Value::Int(sum)
+    }
+
+    fn backend(cluster: &RedisCluster) -> Backend {
+        let nodes = parse_cluster_url(&cluster.url()).unwrap();
+        Backend::Cluster(Arc::new(
+            ClusterBackend::new(nodes, Duration::from_secs(5), 4).unwrap(),
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scripts_run_on_their_slot_and_reload_after_noscript_everywhere() {
+        let cluster = RedisCluster::start(3, 0);
+        let b = backend(&cluster);
+        let keys: Vec<[String; 2]> = (0..30)
+            .map(|i| [format!("{{t{i}}}:a"), format!("{{t{i}}}:b")])
+            .collect();
+        let run = async |round: i64| {
+            for [x, y] in &keys {
+                let op = Op::Script(&ADD_BOTH, &[x, y], &[Arg::Int(3)]);
+                assert_eq!(b.exec(op).await.unwrap(), Value::Int(6 * round));
+            }
+        };
+        run(1).await;
+        // Forget the script on every node: each call meets NOSCRIPT once.
+        for i in 0..cluster.len() {
+            assert_eq!(cluster.cli(i, &["SCRIPT", "FLUSH"]), "OK");
+        }
+        run(2).await;
+        for i in 0..cluster.len() {
+            cluster.cli(i, &["SCRIPT", "FLUSH"]);
+        }
+        let b2 = b.clone();
+        let keys2 = keys.clone();
+        tokio::task::spawn_blocking(move || {
+            for [x, y] in &keys2 {
+                let op = Op::Script(&ADD_BOTH, &[x, y], &[Arg::Bytes(b"3")]);
+                assert_eq!(b2.exec_sync(op).unwrap(), Value::Int(18));
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_in_different_slots_fail_with_an_error_not_a_panic() {
+        let cluster = RedisCluster::start(3, 0);
+        let b = backend(&cluster);
+        let op = Op::Script(&ADD_BOTH, &["a", "b"], &[Arg::Int(1)]);
+        let err = b.exec(op).await.unwrap_err();
+        assert!(
+            err.to_string().to_lowercase().contains("crossslot"),
+            "{err}"
+        );
+    }
+}
