@@ -333,7 +333,25 @@ async fn failover_keeps_answering_and_the_manager_recovers() {
     assert!(promoted, "no replica took over the killed primary");
 
     // Within a bound, plain set/get succeed again for keys on every primary.
-    let recovered = eventually(SETTLE, async || {
+    assert!(
+        recovers(&m).await,
+        "the async connection did not recover after failover"
+    );
+    assert!(
+        recovers_sync(&m).await,
+        "the sync pool did not recover after failover"
+    );
+
+    load.stop.store(true, Ordering::Relaxed);
+    worker.await.unwrap();
+    assert!(m.test_connection().await);
+    assert_eq!(m.memory_info().await.unwrap().nodes.len(), 3);
+}
+
+/// Whether, within [`SETTLE`], set and get succeed again for keys on every
+/// primary (60 keys spread over the slots).
+async fn recovers(m: &CacheManager) -> bool {
+    eventually(SETTLE, async || {
         for i in 0..60 {
             let k = format!("probe:{i}");
             if m.set(&k, &1u64, MIN).await.is_err() || m.get::<u64>(&k).await.ok() != Some(Some(1))
@@ -343,33 +361,58 @@ async fn failover_keeps_answering_and_the_manager_recovers() {
         }
         true
     })
-    .await;
-    assert!(
-        recovered,
-        "the async connection did not recover after failover"
-    );
-    let m2 = m.clone();
-    let sync_recovered = tokio::task::spawn_blocking(move || {
-        (0..300).any(|_| {
+    .await
+}
+
+/// Sync form of [`recovers`], polled from a blocking thread.
+async fn recovers_sync(m: &CacheManager) -> bool {
+    let m = m.clone();
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + SETTLE;
+        loop {
             let ok = (0..60).all(|i| {
                 let k = format!("probe:{i}");
-                m2.set_sync(&k, &2u64, MIN).is_ok() && m2.get_sync::<u64>(&k).ok() == Some(Some(2))
+                m.set_sync(&k, &2u64, MIN).is_ok() && m.get_sync::<u64>(&k).ok() == Some(Some(2))
             });
-            if !ok {
-                std::thread::sleep(Duration::from_millis(100));
+            if ok {
+                return true;
             }
-            ok
-        })
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     })
     .await
-    .unwrap();
-    assert!(
-        sync_recovered,
-        "the sync pool did not recover after failover"
-    );
+    .unwrap()
+}
 
-    load.stop.store(true, Ordering::Relaxed);
-    worker.await.unwrap();
-    assert!(m.test_connection().await);
-    assert_eq!(m.memory_info().await.unwrap().nodes.len(), 3);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_down_fails_fast_and_recovers_when_back() {
+    let mut cluster = RedisCluster::start(3, 0);
+    let m = manager(&cluster.url());
+    m.set("before", &1, MIN).await.unwrap();
+    tokio::task::block_in_place(|| m.set_sync("before", &1, MIN)).unwrap();
+    for i in 0..cluster.len() {
+        cluster.kill_node(i);
+    }
+    // Calls fail with an error (which fail-open turns into a call of the
+    // function); they do not hang.
+    assert!(m.set("down", &1, MIN).await.is_err());
+    assert!(m.get::<i32>("before").await.is_err());
+    assert!(m.delete_pattern("*").await.is_err());
+    assert!(!m.test_connection().await);
+    // A manager created while the whole cluster is down.
+    let late = manager(&cluster.url());
+    assert!(late.get::<i32>("before").await.is_err());
+    assert!(!tokio::task::block_in_place(|| late.test_connection_sync()));
+
+    for i in 0..cluster.len() {
+        cluster.restart_node(i);
+    }
+    assert!(tokio::task::block_in_place(|| cluster.wait_ready(SETTLE)));
+    for mgr in [&m, &late] {
+        assert!(recovers(mgr).await, "async calls did not recover");
+        assert!(recovers_sync(mgr).await, "sync calls did not recover");
+    }
 }

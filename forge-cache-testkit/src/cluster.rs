@@ -121,6 +121,13 @@ impl RedisCluster {
         self.nodes[i].stop();
     }
 
+    /// Starts killed node `i` again on the same port and directory; it reads
+    /// its `nodes.conf` and rejoins the cluster with its old role and slots
+    /// (its data is gone: nodes run without persistence).
+    pub fn restart_node(&mut self, i: usize) {
+        self.nodes[i].restart();
+    }
+
     /// Whether node `i` is a running primary (`ROLE` says `master`).
     pub fn is_primary(&self, i: usize) -> bool {
         self.is_alive(i) && self.cli(i, &["ROLE"]).lines().next() == Some("master")
