@@ -416,3 +416,22 @@ async fn whole_cluster_down_fails_fast_and_recovers_when_back() {
         assert!(recovers_sync(mgr).await, "sync calls did not recover");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_cluster_times_out_as_an_outage_then_recovers() {
+    let cluster = RedisCluster::start(3, 0);
+    let m = CacheManager::new(
+        RedisSettings::builder()
+            .url(cluster.url())
+            .socket_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    m.set("k", &1, MIN).await.unwrap();
+    cluster.pause();
+    let err = m.get::<i32>("k").await.unwrap_err();
+    assert!(err.is_outage(), "{err}");
+    cluster.resume();
+    assert!(recovers(&m).await, "calls did not recover after the stall");
+}

@@ -128,6 +128,17 @@ impl RedisCluster {
         self.nodes[i].restart();
     }
 
+    /// Freezes every running node with SIGSTOP (connections stay open,
+    /// nothing answers), as a whole-cluster stall.
+    pub fn pause(&self) {
+        self.nodes.iter().for_each(RedisServer::pause);
+    }
+
+    /// Resumes every node paused by [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.nodes.iter().for_each(RedisServer::resume);
+    }
+
     /// Whether node `i` is a running primary (`ROLE` says `master`).
     pub fn is_primary(&self, i: usize) -> bool {
         self.is_alive(i) && self.cli(i, &["ROLE"]).lines().next() == Some("master")

@@ -73,6 +73,27 @@ impl Env {
         self.server.is_some() || self.cluster.is_some()
     }
 
+    /// Freezes the shared backend (the server, or every cluster node) with
+    /// SIGSTOP, for outage tests that run on every backend; false (and
+    /// nothing happens) on the memory backend.
+    pub fn pause_backend(&self) -> bool {
+        match (&self.server, &self.cluster) {
+            (Some(s), _) => s.pause(),
+            (_, Some(c)) => c.pause(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Resumes what [`pause_backend`](Self::pause_backend) froze.
+    pub fn resume_backend(&self) {
+        match (&self.server, &self.cluster) {
+            (Some(s), _) => s.resume(),
+            (_, Some(c)) => c.resume(),
+            _ => {}
+        }
+    }
+
     pub fn server(&mut self) -> &mut RedisServer {
         self.server
             .as_mut()
