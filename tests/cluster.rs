@@ -435,3 +435,26 @@ async fn frozen_cluster_times_out_as_an_outage_then_recovers() {
     cluster.resume();
     assert!(recovers(&m).await, "calls did not recover after the stall");
 }
+
+#[test]
+fn harness_stops_every_node_and_removes_its_files_when_dropped() {
+    let cluster = RedisCluster::start(3, 1);
+    assert_eq!(cluster.len(), 6);
+    assert_eq!((0..6).filter(|&i| cluster.is_primary(i)).count(), 3);
+    let dirs: Vec<String> = (0..6)
+        .map(|i| {
+            let dir = cluster.cli(i, &["CONFIG", "GET", "dir"]);
+            dir.lines().nth(1).unwrap().to_owned()
+        })
+        .collect();
+    let ports = cluster.ports();
+    drop(cluster);
+    for (port, dir) in ports.iter().zip(&dirs) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+        assert!(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err(),
+            "node on port {port} still answers"
+        );
+        assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
+    }
+}
