@@ -1,7 +1,9 @@
 //! The quickstart: a slow function, then the same call served from the cache.
 //!
 //! Runs on the in-memory backend when no Redis is configured; set
-//! `REDIS_CONNECTION_URL=redis://localhost:6379/0` to use Redis.
+//! `REDIS_CONNECTION_URL=redis://localhost:6379/0` to use Redis, or
+//! `REDIS_CLUSTER_NODES=127.0.0.1:7000,127.0.0.1:7001` to use a Redis
+//! Cluster (see docs/cluster.md).
 //!
 //! ```text
 //! cargo run --example quickstart

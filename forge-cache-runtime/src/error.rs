@@ -101,14 +101,31 @@ pub enum Error {
 impl Error {
     /// Whether this error means the backend is unreachable or failing, as
     /// opposed to a reply about the data. The circuit breaker counts only
-    /// these.
+    /// these. On a Redis Cluster that includes a cluster that is down or
+    /// failing over (`CLUSTERDOWN`, `MASTERDOWN`, `TRYAGAIN`, `LOADING`,
+    /// `READONLY`, redirections that outlived the retries, no node to send
+    /// to).
     pub fn is_outage(&self) -> bool {
+        use redis::{ErrorKind, ServerErrorKind as S};
         match self {
             Error::Redis(r) => {
                 r.is_io_error()
                     || r.is_timeout()
                     || r.is_connection_dropped()
                     || r.is_connection_refusal()
+                    || matches!(
+                        r.kind(),
+                        ErrorKind::ClusterConnectionNotFound
+                            | ErrorKind::Server(
+                                S::ClusterDown
+                                    | S::MasterDown
+                                    | S::TryAgain
+                                    | S::BusyLoading
+                                    | S::ReadOnly
+                                    | S::Moved
+                                    | S::Ask
+                            )
+                    )
             }
             Error::Timeout(_) | Error::Disabled(_) | Error::CircuitOpen => true,
             _ => false,
@@ -130,3 +147,28 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    fn redis_error(kind: ErrorKind) -> Error {
+        Error::Redis(RedisError::from((kind, "test")))
+    }
+
+    #[test]
+    fn an_unavailable_cluster_is_an_outage_but_a_bad_request_is_not() {
+        for kind in [
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::ReadOnly,
+        ] {
+            assert!(redis_error(ErrorKind::Server(kind)).is_outage(), "{kind:?}");
+        }
+        assert!(redis_error(ErrorKind::ClusterConnectionNotFound).is_outage());
+        assert!(!redis_error(ErrorKind::Server(ServerErrorKind::CrossSlot)).is_outage());
+        assert!(!redis_error(ErrorKind::Server(ServerErrorKind::ResponseError)).is_outage());
+    }
+}

@@ -3,11 +3,29 @@
 use crate::error::{Error, Result};
 
 /// Memory figures from `INFO memory` (or the in-memory backend's own count).
+///
+/// On a Redis Cluster the figures are summed over every primary (the
+/// fragmentation ratio is averaged, weighted by memory in use), and
+/// [`nodes`](Self::nodes) holds each primary's own figures.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
+/// use forge_cache_runtime::{CacheManager, RedisSettings};
+/// let cache = CacheManager::new(RedisSettings::memory())?;
+/// let info = cache.memory_info().await?;
+/// println!("{} in use", info.used_memory_human);
+/// for node in &info.nodes {
+///     println!("{}: {}", node.address, node.info.used_memory_human);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct MemoryInfo {
     /// Bytes in use.
     pub used_memory: u64,
+    /// Peak bytes in use (`used_memory_peak`).
+    pub used_memory_peak: u64,
     /// `used_memory_human`, e.g. `1.02M`.
     pub used_memory_human: String,
     /// `used_memory_peak_human`.
@@ -16,6 +34,19 @@ pub struct MemoryInfo {
     pub mem_fragmentation_ratio: f64,
     /// Live keys (in-memory backend) or `None` (Redis: see `DBSIZE`).
     pub keys: Option<u64>,
+    /// Each primary's figures on a Redis Cluster, by address; empty on
+    /// other backends.
+    pub nodes: Vec<NodeMemory>,
+}
+
+/// The memory figures of one Redis Cluster primary, in [`MemoryInfo::nodes`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct NodeMemory {
+    /// The node's `host:port`.
+    pub address: String,
+    /// Its figures (with no `nodes` of its own).
+    pub info: MemoryInfo,
 }
 
 impl MemoryInfo {
@@ -30,22 +61,62 @@ impl MemoryInfo {
             used_memory: field("used_memory")
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(missing)?,
+            used_memory_peak: field("used_memory_peak")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             used_memory_human: field("used_memory_human").unwrap_or_default(),
             used_memory_peak_human: field("used_memory_peak_human").unwrap_or_default(),
             mem_fragmentation_ratio: field("mem_fragmentation_ratio")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0.0),
             keys: None,
+            nodes: Vec::new(),
+        })
+    }
+
+    /// Sums `INFO memory` replies of several nodes, given as
+    /// `(address, reply)`, keeping each node's figures.
+    pub(crate) fn from_nodes(replies: Vec<(String, String)>) -> Result<Self> {
+        let mut nodes = replies
+            .into_iter()
+            .map(|(address, text)| {
+                Ok(NodeMemory {
+                    address,
+                    info: MemoryInfo::parse_info(&text)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        nodes.sort_by(|a, b| a.address.cmp(&b.address));
+        let used: u64 = nodes.iter().map(|n| n.info.used_memory).sum();
+        let peak: u64 = nodes.iter().map(|n| n.info.used_memory_peak).sum();
+        let weighted: f64 = nodes
+            .iter()
+            .map(|n| n.info.mem_fragmentation_ratio * n.info.used_memory as f64)
+            .sum();
+        Ok(MemoryInfo {
+            used_memory: used,
+            used_memory_peak: peak,
+            used_memory_human: human(used),
+            used_memory_peak_human: human(peak),
+            mem_fragmentation_ratio: if used == 0 {
+                0.0
+            } else {
+                weighted / used as f64
+            },
+            keys: None,
+            nodes,
         })
     }
 
     pub(crate) fn from_memory(entries: usize, bytes: usize, peak: usize) -> Self {
         MemoryInfo {
             used_memory: bytes as u64,
+            used_memory_peak: peak as u64,
             used_memory_human: human(bytes as u64),
             used_memory_peak_human: human(peak as u64),
             mem_fragmentation_ratio: 1.0,
             keys: Some(entries as u64),
+            nodes: Vec::new(),
         }
     }
 }
@@ -78,6 +149,28 @@ mod tests {
         assert_eq!(info.used_memory, 1_048_576);
         assert_eq!(info.used_memory_human, "1.00M");
         assert_eq!(info.mem_fragmentation_ratio, 1.5);
+    }
+
+    #[test]
+    fn sums_nodes_and_keeps_each() {
+        let reply = |used: u64, ratio: f64| {
+            format!(
+                "used_memory:{used}\r\nused_memory_peak:{}\r\nmem_fragmentation_ratio:{ratio}\r\n",
+                used * 2
+            )
+        };
+        let info = MemoryInfo::from_nodes(vec![
+            ("127.0.0.1:7001".into(), reply(3072, 2.0)),
+            ("127.0.0.1:7000".into(), reply(1024, 1.0)),
+        ])
+        .unwrap();
+        assert_eq!(info.used_memory, 4096);
+        assert_eq!(info.used_memory_peak, 8192);
+        assert_eq!(info.used_memory_human, "4.00K");
+        assert_eq!(info.mem_fragmentation_ratio, 1.75);
+        assert_eq!(info.nodes.len(), 2);
+        assert_eq!(info.nodes[0].address, "127.0.0.1:7000");
+        assert_eq!(info.nodes[0].info.used_memory, 1024);
     }
 
     #[test]

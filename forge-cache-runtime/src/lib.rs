@@ -11,6 +11,7 @@ pub mod axum;
 mod backend;
 mod breaker;
 mod cache;
+mod cluster_url;
 mod codec;
 mod counter;
 mod error;
@@ -27,12 +28,13 @@ mod secret;
 mod session;
 mod settings;
 
+pub use backend::cluster::{ClusterSyncConnection, ClusterSyncConnector};
 pub use backend::redis::{SyncConnection, SyncConnector};
 pub use cache::{CacheCounters, CacheStats};
 pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};
 pub use health::Health;
-pub use info::MemoryInfo;
+pub use info::{MemoryInfo, NodeMemory};
 pub use lock::{LockGuard, SyncLockGuard};
 pub use manager::CacheManager;
 pub use ratelimit::{

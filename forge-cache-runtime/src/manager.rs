@@ -10,6 +10,7 @@ use ::redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backend::cluster::{ClusterBackend, ClusterSyncConnection};
 use crate::backend::memory::MemoryStore;
 use crate::backend::redis::RedisBackend;
 use crate::backend::{Backend, Op, reply};
@@ -82,6 +83,11 @@ impl CacheManager {
             Target::Redis(info) => {
                 Backend::Redis(Arc::new(RedisBackend::new((**info).clone(), &settings)?))
             }
+            Target::Cluster(nodes) => Backend::Cluster(Arc::new(ClusterBackend::new(
+                nodes.clone(),
+                settings.socket_timeout,
+                settings.pool_size,
+            )?)),
         };
         Ok(Self::with_backend(backend, settings))
     }
@@ -363,9 +369,11 @@ impl CacheManager {
         self.ping_sync().is_ok()
     }
 
-    /// Memory figures (`INFO memory`), as the guide's `get_redis_info`.
+    /// Memory figures (`INFO memory`), as the guide's `get_redis_info`. On
+    /// a Redis Cluster: every primary's figures, and their sums.
     pub async fn memory_info(&self) -> Result<MemoryInfo> {
         match &self.inner.backend {
+            Backend::Cluster(c) => c.memory_info().await,
             Backend::Redis(r) => {
                 let mut conn = r.conn()?;
                 let text: String = ::redis::cmd("INFO")
@@ -395,13 +403,15 @@ impl CacheManager {
                 let text: String = ::redis::cmd("INFO").arg("memory").query(&mut *conn)?;
                 MemoryInfo::parse_info(&text)
             }
+            Backend::Cluster(c) => c.memory_info_sync(),
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
 
     /// The raw async Redis connection (multiplexed, reconnecting) for
     /// commands forge-cache does not wrap. The guide's `get_async_client`.
-    /// Errors with [`Error::Unsupported`] on the in-memory backend.
+    /// Errors with [`Error::Unsupported`] on the in-memory backend and on a
+    /// Redis Cluster (use [`redis_cluster_async`](Self::redis_cluster_async)).
     ///
     /// ```no_run
     /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
@@ -412,8 +422,48 @@ impl CacheManager {
     pub fn redis_async(&self) -> Result<::redis::aio::ConnectionManager> {
         match &self.inner.backend {
             Backend::Redis(r) => r.conn(),
+            Backend::Cluster(_) => Err(Error::Unsupported(
+                "a single-server connection on a Redis Cluster (use redis_cluster_async)",
+            )),
             _ => Err(Error::Unsupported(
                 "a raw Redis connection (this manager is not on Redis)",
+            )),
+        }
+    }
+
+    /// The raw async Redis Cluster connection for commands forge-cache does
+    /// not wrap: it routes each command by its key's slot and follows
+    /// `MOVED`/`ASK`. Errors with [`Error::Unsupported`] unless the manager
+    /// is on a cluster.
+    ///
+    /// ```no_run
+    /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
+    /// let mut conn = cache.redis_cluster_async()?;
+    /// let n: i64 = redis::cmd("INCR").arg("visits").query_async(&mut conn).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_cluster_async(&self) -> Result<::redis::cluster_async::ClusterConnection> {
+        match &self.inner.backend {
+            Backend::Cluster(c) => c.conn(),
+            _ => Err(Error::Unsupported(
+                "a Redis Cluster connection (this manager is not on a cluster)",
+            )),
+        }
+    }
+
+    /// A raw sync Redis Cluster connection from the pool.
+    ///
+    /// ```no_run
+    /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
+    /// let mut conn = cache.redis_cluster_sync()?;
+    /// let n: i64 = redis::cmd("INCR").arg("visits").query(&mut *conn)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_cluster_sync(&self) -> Result<ClusterSyncConnection> {
+        match &self.inner.backend {
+            Backend::Cluster(c) => c.sync_conn(),
+            _ => Err(Error::Unsupported(
+                "a Redis Cluster connection (this manager is not on a cluster)",
             )),
         }
     }
@@ -423,6 +473,9 @@ impl CacheManager {
     pub fn redis_sync(&self) -> Result<crate::backend::redis::SyncConnection> {
         match &self.inner.backend {
             Backend::Redis(r) => r.sync_conn(),
+            Backend::Cluster(_) => Err(Error::Unsupported(
+                "a single-server connection on a Redis Cluster (use redis_cluster_sync)",
+            )),
             _ => Err(Error::Unsupported(
                 "a raw Redis connection (this manager is not on Redis)",
             )),

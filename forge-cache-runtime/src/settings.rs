@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cluster_url::{is_cluster_scheme, parse_cluster_url, parse_node_list, redact_nodes};
 use crate::error::{Error, Result};
 use crate::secret::{Secret, redact_url};
 
@@ -16,6 +17,9 @@ pub enum BackendKind {
     Memory,
     /// A single Redis server (`redis://`, `rediss://`, `redis+unix://`).
     Redis,
+    /// A Redis Cluster (`redis+cluster://`, `rediss+cluster://` or
+    /// `REDIS_CLUSTER_NODES`).
+    Cluster,
 }
 
 impl fmt::Display for BackendKind {
@@ -23,6 +27,7 @@ impl fmt::Display for BackendKind {
         f.write_str(match self {
             BackendKind::Memory => "memory",
             BackendKind::Redis => "redis",
+            BackendKind::Cluster => "cluster",
         })
     }
 }
@@ -32,6 +37,8 @@ impl fmt::Display for BackendKind {
 pub(crate) enum Target {
     Memory,
     Redis(Box<redis::ConnectionInfo>),
+    /// The seed nodes of a Redis Cluster (one or more).
+    Cluster(Vec<redis::ConnectionInfo>),
 }
 
 /// Configuration for forge-cache.
@@ -125,7 +132,11 @@ impl RedisSettings {
 
     /// Reads the settings from the process environment.
     ///
-    /// `REDIS_CONNECTION_URL` wins when set. Otherwise, when any of
+    /// `REDIS_CONNECTION_URL` wins when set (a `redis+cluster://` URL
+    /// selects a Redis Cluster). Otherwise `REDIS_CLUSTER_NODES`
+    /// (`host:port,host:port`), when set, selects a cluster, with
+    /// `REDIS_PASSWORD` and `REDIS_USERNAME` applied to every node; setting
+    /// both it and `REDIS_CONNECTION_URL` is an error. Otherwise, when any of
     /// `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_USERNAME` or
     /// `REDIS_DB` is set, the URL is built from them with the guide's defaults
     /// (`localhost`, `6379`, no password, db `0`). When none is set, the
@@ -199,7 +210,15 @@ impl RedisSettings {
     fn from_lookup_inner(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut b = RedisSettingsBuilder::default();
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let cluster_nodes = get("REDIS_CLUSTER_NODES");
         if let Some(url) = get("REDIS_CONNECTION_URL") {
+            if let Some(nodes) = cluster_nodes {
+                return Err(Error::config(
+                    "REDIS_CLUSTER_NODES",
+                    redact_nodes(&nodes),
+                    "REDIS_CONNECTION_URL to be unset when REDIS_CLUSTER_NODES is set (or put the nodes in a redis+cluster:// URL)",
+                ));
+            }
             b = b.url(url.trim());
         } else {
             let host = get("REDIS_HOST");
@@ -208,12 +227,16 @@ impl RedisSettings {
             let username = get("REDIS_USERNAME");
             let db = get("REDIS_DB");
             if host.is_some()
+                || cluster_nodes.is_some()
                 || port.is_some()
                 || password.is_some()
                 || username.is_some()
                 || db.is_some()
             {
-                b = b.host(host.as_deref().unwrap_or("localhost").trim());
+                b = match &cluster_nodes {
+                    Some(nodes) => b.cluster_nodes(nodes.split(',')),
+                    None => b.host(host.as_deref().unwrap_or("localhost").trim()),
+                };
                 if let Some(port) = port {
                     b = b.port(parse_num::<u16>(
                         "REDIS_PORT",
@@ -305,6 +328,7 @@ impl RedisSettings {
         match self.target {
             Target::Memory => BackendKind::Memory,
             Target::Redis(_) => BackendKind::Redis,
+            Target::Cluster(_) => BackendKind::Cluster,
         }
     }
 
@@ -345,6 +369,7 @@ pub struct RedisSettingsBuilder {
     port: u16,
     password: Secret,
     username: Option<String>,
+    cluster_nodes: Option<Vec<String>>,
     db: i64,
     pool_size: u32,
     socket_timeout: Duration,
@@ -377,6 +402,7 @@ impl Default for RedisSettingsBuilder {
             port: 6379,
             password: Secret::default(),
             username: None,
+            cluster_nodes: None,
             db: 0,
             pool_size: 10,
             socket_timeout: Duration::from_secs(5),
@@ -403,15 +429,38 @@ macro_rules! setter {
 }
 
 impl RedisSettingsBuilder {
-    /// `REDIS_CONNECTION_URL`: `redis://`, `rediss://`, `redis+unix://` or
+    /// `REDIS_CONNECTION_URL`: `redis://`, `rediss://`, `redis+unix://`,
+    /// `redis+cluster://host:port,host:port`, `rediss+cluster://...` or
     /// `memory://`. When set it wins over host, port, password and db.
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(Secret::new(url));
+        self.cluster_nodes = None;
         self
     }
     /// `REDIS_HOST` (default `localhost`). Selects Redis over memory.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = host.into();
+        self.url = None;
+        self.cluster_nodes = None;
+        self
+    }
+    /// `REDIS_CLUSTER_NODES`: seed nodes (`host:port`) of a Redis Cluster.
+    /// Selects the cluster; the password and username apply to every node.
+    ///
+    /// ```
+    /// use forge_cache_runtime::{BackendKind, RedisSettings};
+    /// let s = RedisSettings::builder()
+    ///     .cluster_nodes(["10.0.0.1:7000", "10.0.0.2:7000"])
+    ///     .build()?;
+    /// assert_eq!(s.backend_kind(), BackendKind::Cluster);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn cluster_nodes<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cluster_nodes = Some(nodes.into_iter().map(Into::into).collect());
         self.url = None;
         self
     }
@@ -463,6 +512,18 @@ impl RedisSettingsBuilder {
         /// (default false). Only for self-signed development setups: it
         /// allows anyone on the path to impersonate the server.
         tls_insecure: bool);
+
+    /// `user:password@` (percent-encoded) for a URL, or empty.
+    fn userinfo(&self) -> String {
+        match (&self.username, self.password.is_empty()) {
+            (None, true) => String::new(),
+            (user, _) => format!(
+                "{}:{}@",
+                percent_encode(user.as_deref().unwrap_or("")),
+                percent_encode(self.password.expose())
+            ),
+        }
+    }
 
     /// Validates and builds the settings. A bad value is an
     /// [`Error::Config`] naming its variable; the password never appears in
@@ -541,6 +602,21 @@ impl RedisSettingsBuilder {
         }
         let url = match self.url {
             Some(url) => url,
+            None if self.cluster_nodes.is_some() => {
+                let nodes = parse_node_list(self.cluster_nodes.as_deref().unwrap_or_default())?;
+                if self.db != 0 {
+                    return Err(Error::config(
+                        "REDIS_DB",
+                        self.db.to_string(),
+                        "0 (Redis Cluster has only database 0)",
+                    ));
+                }
+                Secret::new(format!(
+                    "redis+cluster://{}{}",
+                    self.userinfo(),
+                    nodes.join(",")
+                ))
+            }
             None => {
                 if self.host.is_empty() || self.host.contains(['/', '@', ' ', '?', '#']) {
                     return Err(Error::config(
@@ -554,15 +630,12 @@ impl RedisSettingsBuilder {
                 } else {
                     self.host.clone()
                 };
-                let auth = match (&self.username, self.password.is_empty()) {
-                    (None, true) => String::new(),
-                    (user, _) => format!(
-                        "{}:{}@",
-                        percent_encode(user.as_deref().unwrap_or("")),
-                        percent_encode(self.password.expose())
-                    ),
-                };
-                Secret::new(format!("redis://{auth}{host}:{}/{}", self.port, self.db))
+                Secret::new(format!(
+                    "redis://{}{host}:{}/{}",
+                    self.userinfo(),
+                    self.port,
+                    self.db
+                ))
             }
         };
         let target = parse_target(url.expose())?;
@@ -592,7 +665,7 @@ impl RedisSettingsBuilder {
     }
 }
 
-const URL_EXPECTED: &str = "a URL with scheme redis://, rediss://, redis+unix:// or memory://, e.g. redis://:password@localhost:6379/0";
+const URL_EXPECTED: &str = "a URL with scheme redis://, rediss://, redis+unix://, redis+cluster://, rediss+cluster:// or memory://, e.g. redis://:password@localhost:6379/0";
 
 fn parse_target(url: &str) -> Result<Target> {
     let bad = || Error::config("REDIS_CONNECTION_URL", redact_url(url), URL_EXPECTED);
@@ -625,6 +698,7 @@ fn parse_target(url: &str) -> Result<Target> {
             }
             Ok(Target::Redis(Box::new(info)))
         }
+        s if is_cluster_scheme(s) => Ok(Target::Cluster(parse_cluster_url(url)?)),
         _ => Err(bad()),
     }
 }

@@ -1,5 +1,6 @@
 //! Dev-only helpers for forge-cache's tests and benchmarks: a real
-//! `redis-server` on a free loopback port, stopped by PID when dropped.
+//! `redis-server` on a free loopback port, or a real Redis Cluster of several
+//! of them ([`RedisCluster`]), stopped by PID when dropped.
 //!
 //! There is no mock: a test that needs Redis and cannot start one panics with
 //! a message saying how to install it.
@@ -9,6 +10,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod cluster;
+
+pub use cluster::RedisCluster;
 
 /// How long a server may take to answer `PING` after starting.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,6 +61,13 @@ impl RedisServer {
     /// Starts a server with extra `redis-server` arguments, e.g.
     /// `["--requirepass", "pw"]`.
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::try_start_with(extra).unwrap_or_else(|e| panic!("could not start redis-server: {e}"))
+    }
+
+    /// Like [`start_with`](Self::start_with), but returns the reason instead
+    /// of panicking when the server does not come up (after a few attempts on
+    /// different ports).
+    pub fn try_start_with(extra: &[&str]) -> Result<Self, String> {
         let mut last_err = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -69,11 +81,12 @@ impl RedisServer {
                 dir,
             };
             match server.spawn() {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
+                // Dropping the failed `server` removes its directory.
                 Err(e) => last_err = e,
             }
         }
-        panic!("could not start redis-server: {last_err}");
+        Err(last_err)
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -193,12 +206,11 @@ impl RedisServer {
     /// Runs a command through `redis-cli` against this server and returns
     /// its output (for test setup such as `CONFIG SET`).
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli is installed with redis-server");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        let mut all = vec!["-h", "127.0.0.1", "-p"];
+        let port = self.port.to_string();
+        all.push(&port);
+        all.extend_from_slice(args);
+        redis_cli(&all)
     }
 }
 
@@ -323,7 +335,7 @@ impl Drop for TestCerts {
 }
 
 impl RedisServer {
-    /// Starts a server that also listens with TLS on [`tls_port`](Self::tls_port)
+    /// Starts a server that also listens with TLS on a second, TLS port (returned)
     /// using `certs` (clients are not asked for certificates). The plain
     /// port stays open for readiness checks and `cli`.
     pub fn start_tls(certs: &TestCerts) -> (Self, u16) {
@@ -343,4 +355,16 @@ impl RedisServer {
         ]);
         (server, tls_port.parse().expect("port"))
     }
+}
+
+/// Runs `redis-cli` with `args` and returns its trimmed standard output.
+pub(crate) fn redis_cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect(
+            "redis-cli is installed with redis-server (Debian: apt-get install -y redis-tools)",
+        );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

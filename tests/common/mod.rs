@@ -2,12 +2,13 @@
 #![allow(dead_code)]
 
 use forge_cache::{CacheManager, RedisSettings};
-use forge_cache_testkit::RedisServer;
+use forge_cache_testkit::{RedisCluster, RedisServer};
 
-/// A manager on one backend, with the server it needs (if any).
+/// A manager on one backend, with the server or cluster it needs (if any).
 pub struct Env {
     pub manager: CacheManager,
     pub server: Option<RedisServer>,
+    pub cluster: Option<RedisCluster>,
 }
 
 impl Env {
@@ -15,6 +16,26 @@ impl Env {
         Env {
             manager: CacheManager::new(RedisSettings::memory()).unwrap(),
             server: None,
+            cluster: None,
+        }
+    }
+
+    /// A manager on a fresh local Redis Cluster of 3 primaries.
+    pub fn cluster() -> Self {
+        Self::cluster_with(|b| b)
+    }
+
+    pub fn cluster_with(
+        f: impl FnOnce(forge_cache::RedisSettingsBuilder) -> forge_cache::RedisSettingsBuilder,
+    ) -> Self {
+        let cluster = RedisCluster::start(3, 0);
+        let settings = f(RedisSettings::builder().url(cluster.url()))
+            .build()
+            .unwrap();
+        Env {
+            manager: CacheManager::new(settings).unwrap(),
+            server: None,
+            cluster: Some(cluster),
         }
     }
 
@@ -32,16 +53,44 @@ impl Env {
         Env {
             manager: CacheManager::new(settings).unwrap(),
             server: Some(server),
+            cluster: None,
         }
     }
 
     /// Another manager (as another process would have) on the same backend.
     pub fn second_manager(&self) -> CacheManager {
-        match &self.server {
-            Some(s) => {
-                CacheManager::new(RedisSettings::builder().url(s.url()).build().unwrap()).unwrap()
-            }
-            None => self.manager.clone(),
+        let url = match (&self.server, &self.cluster) {
+            (Some(s), _) => s.url(),
+            (_, Some(c)) => c.url(),
+            _ => return self.manager.clone(),
+        };
+        CacheManager::new(RedisSettings::builder().url(url).build().unwrap()).unwrap()
+    }
+
+    /// Whether the backend is shared by other managers (Redis or a
+    /// cluster), as opposed to the in-process memory backend.
+    pub fn is_shared(&self) -> bool {
+        self.server.is_some() || self.cluster.is_some()
+    }
+
+    /// Freezes the shared backend (the server, or every cluster node) with
+    /// SIGSTOP, for outage tests that run on every backend; false (and
+    /// nothing happens) on the memory backend.
+    pub fn pause_backend(&self) -> bool {
+        match (&self.server, &self.cluster) {
+            (Some(s), _) => s.pause(),
+            (_, Some(c)) => c.pause(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Resumes what [`pause_backend`](Self::pause_backend) froze.
+    pub fn resume_backend(&self) {
+        match (&self.server, &self.cluster) {
+            (Some(s), _) => s.resume(),
+            (_, Some(c)) => c.resume(),
+            _ => {}
         }
     }
 
@@ -52,7 +101,8 @@ impl Env {
     }
 }
 
-/// Generates one test per backend for each named `async fn(Env)`.
+/// Generates one test per backend (memory, Redis, Redis Cluster) for each
+/// named `async fn(Env)`.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -69,6 +119,14 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::common::Env::redis()).await
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Env::cluster()).await
                 }
             )*
         }
@@ -92,6 +150,14 @@ macro_rules! on_every_backend_sync {
                 #[test]
                 fn $name() {
                     super::$name($crate::common::Env::redis())
+                }
+            )*
+        }
+        mod cluster_sync {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::common::Env::cluster())
                 }
             )*
         }

@@ -2,13 +2,14 @@
 //! as an [`Op`], which knows its Redis command and its in-memory meaning, so
 //! both backends and both (async and sync) call styles share one definition.
 
+pub(crate) mod cluster;
 pub(crate) mod memory;
 pub(crate) mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::{Cmd, Value};
+use ::redis::{Cmd, RedisResult, ScriptInvocation, Value};
 
 use crate::error::{Error, Result};
 use memory::{MemoryStore, Txn};
@@ -102,7 +103,16 @@ impl Op<'_> {
                 c.arg(k).arg(millis(ttl));
             }
             Op::Ping => c = ::redis::cmd("PING"),
-            Op::Script(..) => unreachable!("scripts run through invocation"),
+            Op::Script(script, keys, args) => {
+                c = ::redis::cmd("EVALSHA");
+                c.arg(script.lua.get_hash()).arg(keys.len());
+                for k in keys {
+                    c.arg(*k);
+                }
+                for a in args {
+                    c.arg(a);
+                }
+            }
         }
         c
     }
@@ -140,6 +150,7 @@ impl Op<'_> {
 pub(crate) enum Backend {
     Memory(Arc<MemoryStore>),
     Redis(Arc<redis::RedisBackend>),
+    Cluster(Arc<cluster::ClusterBackend>),
     /// The configuration was invalid; every operation fails like an outage.
     Disabled(Arc<str>),
 }
@@ -148,28 +159,8 @@ impl Backend {
     pub(crate) async fn exec(&self, op: Op<'_>) -> Result<Value> {
         match self {
             Backend::Memory(m) => Ok(op.on_memory(m)),
-            Backend::Redis(r) => {
-                let mut conn = r.conn()?;
-                let fut = async {
-                    match op {
-                        Op::Script(script, keys, args) => {
-                            let mut inv = script.lua.prepare_invoke();
-                            for k in keys {
-                                inv.key(*k);
-                            }
-                            for a in args {
-                                inv.arg(a);
-                            }
-                            inv.invoke_async::<Value>(&mut conn).await
-                        }
-                        op => op.cmd().query_async::<Value>(&mut conn).await,
-                    }
-                };
-                match tokio::time::timeout(r.timeout(), fut).await {
-                    Ok(r) => Ok(r?),
-                    Err(_) => Err(Error::Timeout(r.timeout())),
-                }
-            }
+            Backend::Redis(r) => bounded(r.timeout(), run_async(&mut r.conn()?, op)).await,
+            Backend::Cluster(c) => bounded(c.timeout(), cluster::run(&mut c.conn()?, op)).await,
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
@@ -177,23 +168,8 @@ impl Backend {
     pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
         match self {
             Backend::Memory(m) => Ok(op.on_memory(m)),
-            Backend::Redis(r) => {
-                let mut conn = r.sync_conn()?;
-                let v = match op {
-                    Op::Script(script, keys, args) => {
-                        let mut inv = script.lua.prepare_invoke();
-                        for k in keys {
-                            inv.key(*k);
-                        }
-                        for a in args {
-                            inv.arg(a);
-                        }
-                        inv.invoke::<Value>(&mut *conn)?
-                    }
-                    op => op.cmd().query::<Value>(&mut *conn)?,
-                };
-                Ok(v)
-            }
+            Backend::Redis(r) => Ok(run_sync(&mut *r.sync_conn()?, op)?),
+            Backend::Cluster(c) => Ok(run_sync(&mut *c.sync_conn()?, op)?),
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
@@ -202,6 +178,7 @@ impl Backend {
         match self {
             Backend::Memory(m) => Ok(m.delete_pattern(pattern)),
             Backend::Redis(r) => r.delete_pattern(pattern).await,
+            Backend::Cluster(c) => c.delete_pattern(pattern).await,
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
@@ -210,8 +187,46 @@ impl Backend {
         match self {
             Backend::Memory(m) => Ok(m.delete_pattern(pattern)),
             Backend::Redis(r) => r.delete_pattern_sync(pattern),
+            Backend::Cluster(c) => c.delete_pattern_sync(pattern),
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
+    }
+}
+
+/// Runs `op` on a single-server or cluster connection. On a cluster the
+/// command (or `EVALSHA`, by its first key) goes to the slot's primary, and
+/// `SCRIPT LOAD` after `NOSCRIPT` goes to every node.
+async fn run_async(conn: &mut impl ::redis::aio::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
+    match op {
+        Op::Script(script, keys, args) => invocation(script, keys, args).invoke_async(conn).await,
+        op => op.cmd().query_async(conn).await,
+    }
+}
+
+/// Sync form of [`run_async`].
+fn run_sync(conn: &mut dyn ::redis::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
+    match op {
+        Op::Script(script, keys, args) => invocation(script, keys, args).invoke(conn),
+        op => op.cmd().query(conn),
+    }
+}
+
+fn invocation<'s>(script: &'s Script, keys: &[&str], args: &[Arg<'_>]) -> ScriptInvocation<'s> {
+    let mut inv = script.lua.prepare_invoke();
+    for k in keys {
+        inv.key(*k);
+    }
+    for a in args {
+        inv.arg(a);
+    }
+    inv
+}
+
+/// Runs `fut`, failing with [`Error::Timeout`] after `timeout`.
+async fn bounded<T>(timeout: Duration, fut: impl Future<Output = RedisResult<T>>) -> Result<T> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(Error::Timeout(timeout)),
     }
 }
 

@@ -92,7 +92,7 @@ pub type SyncConnection = r2d2::PooledConnection<SyncConnector>;
 /// Silences r2d2's default error logging: failures reach the caller as
 /// errors and are logged once, without connection details.
 #[derive(Debug)]
-struct QuietErrors;
+pub(crate) struct QuietErrors;
 
 impl r2d2::HandleError<redis::RedisError> for QuietErrors {
     fn handle_error(&self, _error: redis::RedisError) {}
@@ -169,14 +169,8 @@ impl RedisBackend {
         let mut cursor: u64 = 0;
         let mut deleted = 0u64;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut conn)
-                .await?;
+            let (next, keys): (u64, Vec<Vec<u8>>) =
+                scan_cmd(cursor, pattern).query_async(&mut conn).await?;
             if !keys.is_empty() {
                 let n: u64 = redis::cmd("UNLINK")
                     .arg(&keys)
@@ -196,13 +190,7 @@ impl RedisBackend {
         let mut cursor: u64 = 0;
         let mut deleted = 0u64;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query(&mut *conn)?;
+            let (next, keys): (u64, Vec<Vec<u8>>) = scan_cmd(cursor, pattern).query(&mut *conn)?;
             if !keys.is_empty() {
                 let n: u64 = redis::cmd("UNLINK").arg(&keys).query(&mut *conn)?;
                 deleted += n;
@@ -213,4 +201,15 @@ impl RedisBackend {
             cursor = next;
         }
     }
+}
+
+/// `SCAN cursor MATCH pattern COUNT SCAN_BATCH`.
+pub(crate) fn scan_cmd(cursor: u64, pattern: &str) -> redis::Cmd {
+    let mut c = redis::cmd("SCAN");
+    c.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_BATCH);
+    c
 }

@@ -1,0 +1,425 @@
+//! The Redis Cluster backend: redis-rs's cluster connection (it routes each
+//! command to the slot's primary, follows `MOVED`/`ASK`, refreshes the slot
+//! map and reconnects) for async calls, and a pool of sync cluster
+//! connections, both with the socket timeout and a bounded number of retries.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
+
+use super::redis::{QuietErrors, scan_cmd};
+use super::{Op, Script, reply};
+use crate::error::{Error, Result};
+use crate::info::MemoryInfo;
+
+/// Attempts per command beyond the first (redirections count as one each).
+const RETRIES: u32 = 4;
+/// Bounds of the randomised wait between retries, in milliseconds.
+const RETRY_WAIT_MS: (u64, u64) = (10, 500);
+/// Further attempts, after redis-rs's own, for a command that keeps being
+/// redirected during a slot migration.
+const REDIRECT_ATTEMPTS: usize = 4;
+
+/// Runs `op` on the cluster: redis-rs routes it by its key's slot and
+/// follows `MOVED` and `ASK`.
+///
+/// One gap is closed here. redis-rs answers `ASK` by writing `ASKING` and
+/// then the command as two requests on the node's multiplexed connection;
+/// another task's command can slip in between and consume the one-shot
+/// `ASKING`, so under load a command can bounce between the two nodes of a
+/// migrating slot until its retries run out and the `ASK` (or `MOVED`)
+/// reaches us. We then send the command to the node the redirection names,
+/// after `MOVED` as it is and after `ASK` with `ASKING` in one pipeline (one
+/// write, which nothing can split), a bounded number of times.
+pub(crate) async fn run(conn: &mut ClusterConnection, op: Op<'_>) -> RedisResult<Value> {
+    let script = match op {
+        Op::Script(script, ..) => Some(script),
+        _ => None,
+    };
+    let cmd = op.cmd();
+    let mut result = query(conn, &cmd, script, To::Slot).await;
+    for _ in 0..REDIRECT_ATTEMPTS {
+        let to = match &result {
+            Err(e) => match (e.kind(), e.redirect_node().and_then(|(n, _)| node_route(n))) {
+                (ErrorKind::Server(ServerErrorKind::Ask), Some(node)) => To::Asking(node),
+                (ErrorKind::Server(ServerErrorKind::Moved), Some(node)) => To::Node(node),
+                _ => break,
+            },
+            Ok(_) => break,
+        };
+        tracing::debug!(target: "forge_cache", "redirection outlived redis-rs retries; resending to the named node");
+        result = query(conn, &cmd, script, to).await;
+    }
+    result
+}
+
+/// Where [`send`] sends a command.
+#[derive(Clone)]
+enum To {
+    /// To the primary of its key's slot (redis-rs routing).
+    Slot,
+    /// To this node.
+    Node(SingleNodeRoutingInfo),
+    /// To this node, right after `ASKING`.
+    Asking(SingleNodeRoutingInfo),
+}
+
+/// Sends `cmd`; loads the script on every node and retries once after
+/// `NOSCRIPT`.
+async fn query(
+    conn: &mut ClusterConnection,
+    cmd: &Cmd,
+    script: Option<&Script>,
+    to: To,
+) -> RedisResult<Value> {
+    let first = send(conn, cmd, to.clone()).await;
+    match (first, script) {
+        (Err(e), Some(script)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.lua.load_async(conn).await?;
+            send(conn, cmd, to).await
+        }
+        (result, _) => result,
+    }
+}
+
+async fn send(conn: &mut ClusterConnection, cmd: &Cmd, to: To) -> RedisResult<Value> {
+    let route = match to {
+        To::Slot => return cmd.query_async(conn).await,
+        To::Node(node) => {
+            return conn
+                .route_command(cmd.clone(), RoutingInfo::SingleNode(node))
+                .await;
+        }
+        To::Asking(node) => node,
+    };
+    let mut pipe = redis::pipe();
+    pipe.cmd("ASKING").add_command(cmd.clone());
+    // Skip the reply to ASKING, keep the command's.
+    let mut replies = conn.route_pipeline(pipe, 1, 1, route).await?;
+    replies
+        .pop()
+        .ok_or_else(|| (ErrorKind::Client, "empty reply to ASKING pipeline").into())
+        .and_then(Value::extract_error)
+}
+
+pub(crate) struct ClusterBackend {
+    client: ClusterClient,
+    timeout: Duration,
+    pool_size: u32,
+    async_conn: OnceLock<ClusterConnection>,
+    pool: OnceLock<r2d2::Pool<ClusterSyncConnector>>,
+}
+
+/// Opens the sync pool's cluster connections, with the socket timeout on
+/// connect, read and write. Appears in [`ClusterSyncConnection`].
+pub struct ClusterSyncConnector {
+    client: ClusterClient,
+    timeout: Duration,
+}
+
+impl r2d2::ManageConnection for ClusterSyncConnector {
+    type Connection = redis::cluster::ClusterConnection;
+    type Error = redis::RedisError;
+
+    fn connect(&self) -> Result<Self::Connection, redis::RedisError> {
+        let config = ClusterConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout);
+        let conn = self.client.get_connection_with_config(config)?;
+        conn.set_write_timeout(Some(self.timeout))?;
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), redis::RedisError> {
+        redis::cmd("PING").query::<()>(conn)
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        !redis::ConnectionLike::is_open(conn)
+    }
+}
+
+/// A pooled sync Redis Cluster connection, from
+/// [`CacheManager::redis_cluster_sync`](crate::CacheManager::redis_cluster_sync).
+pub type ClusterSyncConnection = r2d2::PooledConnection<ClusterSyncConnector>;
+
+impl ClusterBackend {
+    pub(crate) fn new(
+        nodes: Vec<redis::ConnectionInfo>,
+        timeout: Duration,
+        pool_size: u32,
+    ) -> Result<Self> {
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(RETRIES)
+            .min_retry_wait(RETRY_WAIT_MS.0)
+            .max_retry_wait(RETRY_WAIT_MS.1)
+            .build()?;
+        Ok(ClusterBackend {
+            client,
+            timeout,
+            pool_size,
+            async_conn: OnceLock::new(),
+            pool: OnceLock::new(),
+        })
+    }
+
+    /// The cluster connection, created on first use from inside the Tokio
+    /// runtime that will drive it. It connects in the background, so an
+    /// unreachable cluster surfaces as errors of the first commands.
+    pub(crate) fn conn(&self) -> Result<ClusterConnection> {
+        if let Some(c) = self.async_conn.get() {
+            return Ok(c.clone());
+        }
+        let config = ClusterConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout);
+        let conn = self.client.get_pending_async_connection_with_config(config);
+        Ok(self.async_conn.get_or_init(|| conn).clone())
+    }
+
+    /// A pooled sync cluster connection; waits at most the socket timeout.
+    pub(crate) fn sync_conn(&self) -> Result<ClusterSyncConnection> {
+        let pool = self.pool.get_or_init(|| {
+            r2d2::Pool::builder()
+                .max_size(self.pool_size)
+                .min_idle(Some(0))
+                .connection_timeout(self.timeout)
+                .test_on_check_out(false)
+                .error_handler(Box::new(QuietErrors))
+                .build_unchecked(self.connector())
+        });
+        match pool.get_timeout(self.timeout) {
+            Ok(c) => Ok(c),
+            // Connect once ourselves so the caller sees the real error.
+            Err(_) => match r2d2::ManageConnection::connect(&self.connector()) {
+                Err(e) => Err(Error::Redis(e)),
+                Ok(_) => Err(Error::Timeout(self.timeout)),
+            },
+        }
+    }
+
+    fn connector(&self) -> ClusterSyncConnector {
+        ClusterSyncConnector {
+            client: self.client.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `SCAN` on every primary (a cluster-wide `SCAN` does not exist), then
+    /// `UNLINK` of each batch, which redis-rs splits by hash slot.
+    pub(crate) async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
+        let mut conn = self.conn()?;
+        let mut deleted = 0u64;
+        for (node, _) in on_primaries(conn.route_command(Cmd::ping(), all_primaries()).await?)? {
+            let route = by_address(&node)?;
+            let mut cursor = 0u64;
+            loop {
+                let value = conn
+                    .route_command(scan_cmd(cursor, pattern), route.clone())
+                    .await?;
+                let (next, keys): (u64, Vec<Vec<u8>>) = reply(value)?;
+                if !keys.is_empty() {
+                    let n: u64 = redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async(&mut conn)
+                        .await?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Sync form of [`delete_pattern`](Self::delete_pattern); each batch of
+    /// `UNLINK`s goes out as one pipeline per node.
+    pub(crate) fn delete_pattern_sync(&self, pattern: &str) -> Result<u64> {
+        let mut conn = self.sync_conn()?;
+        let mut deleted = 0u64;
+        for (node, _) in on_primaries(conn.route_command(&Cmd::ping(), all_primaries())?)? {
+            let route = by_address(&node)?;
+            let mut cursor = 0u64;
+            loop {
+                let value = conn.route_command(&scan_cmd(cursor, pattern), route.clone())?;
+                let (next, keys): (u64, Vec<Vec<u8>>) = reply(value)?;
+                if !keys.is_empty() {
+                    let mut pipe = redis::cluster::cluster_pipe();
+                    for key in &keys {
+                        pipe.cmd("UNLINK").arg(key);
+                    }
+                    let counts: Vec<u64> = pipe.query(&mut conn)?;
+                    deleted += counts.iter().sum::<u64>();
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// `INFO memory` from every primary, per node and summed.
+    pub(crate) async fn memory_info(&self) -> Result<MemoryInfo> {
+        let mut conn = self.conn()?;
+        let value = conn.route_command(info_memory(), all_primaries()).await?;
+        MemoryInfo::from_nodes(on_primaries(value)?)
+    }
+
+    /// Sync form of [`memory_info`](Self::memory_info).
+    pub(crate) fn memory_info_sync(&self) -> Result<MemoryInfo> {
+        let mut conn = self.sync_conn()?;
+        let value = conn.route_command(&info_memory(), all_primaries())?;
+        MemoryInfo::from_nodes(on_primaries(value)?)
+    }
+}
+
+fn info_memory() -> Cmd {
+    let mut c = redis::cmd("INFO");
+    c.arg("memory");
+    c
+}
+
+/// Sends a command to every primary and returns each one's reply.
+fn all_primaries() -> RoutingInfo {
+    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None))
+}
+
+/// Splits the reply of an [`all_primaries`] command into `(node, reply)`
+/// pairs, the reply as text; any node's error fails the whole.
+fn on_primaries(value: Value) -> Result<Vec<(String, String)>> {
+    let Value::Map(pairs) = value else {
+        return Err(Error::Protocol(format!(
+            "expected one reply per primary, got {value:?}"
+        )));
+    };
+    pairs
+        .into_iter()
+        .map(|(node, value)| {
+            let node: String = reply(node)?;
+            let text = match value {
+                Value::ServerError(e) => return Err(Error::Redis(e.into())),
+                Value::Okay => "OK".to_owned(),
+                other => reply(other)?,
+            };
+            Ok((node, text))
+        })
+        .collect()
+}
+
+/// Routing to one node given as `host:port`.
+fn by_address(node: &str) -> Result<RoutingInfo> {
+    node_route(node)
+        .map(RoutingInfo::SingleNode)
+        .ok_or_else(|| Error::Protocol(format!("bad cluster node address {node:?}")))
+}
+
+fn node_route(node: &str) -> Option<SingleNodeRoutingInfo> {
+    let (host, port) = node.rsplit_once(':')?;
+    Some(SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port: port.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, LazyLock};
+
+    use forge_cache_testkit::RedisCluster;
+
+    use super::*;
+    use crate::backend::memory::{self, Txn};
+    use crate::backend::{Arg, Backend};
+    use crate::cluster_url::parse_cluster_url;
+
+    /// Adds ARGV[1] to both keys (which share a hash tag); returns the sum.
+    static ADD_BOTH: Script = Script {
+        lua: LazyLock::new(|| {
+            redis::Script::new(
+                "local a = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+                 redis.call('PEXPIRE', KEYS[1], 60000) \
+                 local b = redis.call('INCRBY', KEYS[2], ARGV[1]) \
+                 redis.call('PEXPIRE', KEYS[2], 60000) \
+                 return a + b",
+            )
+        }),
+        memory: add_both_in_memory,
+    };
+
+    fn add_both_in_memory(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value {
+        let mut sum = 0;
+        for k in keys {
+            let v = t.get(k).and_then(memory::Value::as_int).unwrap_or(0) + args[0].int();
+            t.set(k, memory::Value::Int(v), Duration::from_secs(60));
+            sum += v;
+        }
+        Value::Int(sum)
+    }
+
+    fn backend(cluster: &RedisCluster) -> Backend {
+        let nodes = parse_cluster_url(&cluster.url()).unwrap();
+        Backend::Cluster(Arc::new(
+            ClusterBackend::new(nodes, Duration::from_secs(5), 4).unwrap(),
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scripts_run_on_their_slot_and_reload_after_noscript_everywhere() {
+        let cluster = RedisCluster::start(3, 0);
+        let b = backend(&cluster);
+        let keys: Vec<[String; 2]> = (0..30)
+            .map(|i| [format!("{{t{i}}}:a"), format!("{{t{i}}}:b")])
+            .collect();
+        let run = async |round: i64| {
+            for [x, y] in &keys {
+                let op = Op::Script(&ADD_BOTH, &[x, y], &[Arg::Int(3)]);
+                assert_eq!(b.exec(op).await.unwrap(), Value::Int(6 * round));
+            }
+        };
+        run(1).await;
+        // Forget the script on every node: each call meets NOSCRIPT once.
+        for i in 0..cluster.len() {
+            assert_eq!(cluster.cli(i, &["SCRIPT", "FLUSH"]), "OK");
+        }
+        run(2).await;
+        for i in 0..cluster.len() {
+            cluster.cli(i, &["SCRIPT", "FLUSH"]);
+        }
+        let b2 = b.clone();
+        let keys2 = keys.clone();
+        tokio::task::spawn_blocking(move || {
+            for [x, y] in &keys2 {
+                let op = Op::Script(&ADD_BOTH, &[x, y], &[Arg::Bytes(b"3")]);
+                assert_eq!(b2.exec_sync(op).unwrap(), Value::Int(18));
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_in_different_slots_fail_with_an_error_not_a_panic() {
+        let cluster = RedisCluster::start(3, 0);
+        let b = backend(&cluster);
+        let op = Op::Script(&ADD_BOTH, &["a", "b"], &[Arg::Int(1)]);
+        let err = b.exec(op).await.unwrap_err();
+        assert!(
+            err.to_string().to_lowercase().contains("crossslot"),
+            "{err}"
+        );
+    }
+}
