@@ -42,7 +42,8 @@ fn product(id: u64) -> Product {
         price_cents: 1999,
         in_stock: true,
         tags: vec!["paperback".into(), "bestseller".into(), "fiction".into()],
-        description: "A reasonably sized description so that the JSON is about two hundred bytes.".into(),
+        description: "A reasonably sized description so that the JSON is about two hundred bytes."
+            .into(),
     }
 }
 
@@ -69,12 +70,20 @@ async fn limited_fixed() -> Result<(), Limited> {
     Ok(())
 }
 
-#[rate_limit(max_requests = 1_000_000_000, window_seconds = 3600, algorithm = "sliding_window")]
+#[rate_limit(
+    max_requests = 1_000_000_000,
+    window_seconds = 3600,
+    algorithm = "sliding_window"
+)]
 async fn limited_sliding() -> Result<(), Limited> {
     Ok(())
 }
 
-#[rate_limit(max_requests = 1_000_000_000, window_seconds = 3600, algorithm = "gcra")]
+#[rate_limit(
+    max_requests = 1_000_000_000,
+    window_seconds = 3600,
+    algorithm = "gcra"
+)]
 async fn limited_gcra() -> Result<(), Limited> {
     Ok(())
 }
@@ -94,8 +103,14 @@ struct Bench {
 impl Bench {
     /// Measures `subject` and `reference` in alternating rounds and keeps
     /// the median of each.
-    async fn pair<S, SF, R, RF>(&mut self, name: &str, concurrency: usize, subject: S, ref_name: &str, reference: R)
-    where
+    async fn pair<S, SF, R, RF>(
+        &mut self,
+        name: &str,
+        concurrency: usize,
+        subject: S,
+        ref_name: &str,
+        reference: R,
+    ) where
         S: Fn(usize) -> SF + Send + Sync + Clone + 'static,
         SF: Future<Output = ()> + Send,
         R: Fn(usize) -> RF + Send + Sync + Clone + 'static,
@@ -124,7 +139,12 @@ impl Bench {
         for _ in 0..ROUNDS {
             s.push(measure(concurrency, self.ops, subject.clone()).await);
         }
-        self.rows.push(Row { name: name.into(), concurrency, subject: median(s), reference: None });
+        self.rows.push(Row {
+            name: name.into(),
+            concurrency,
+            subject: median(s),
+            reference: None,
+        });
         eprintln!("done: {name} x{concurrency}");
     }
 }
@@ -137,13 +157,24 @@ fn main() {
     // The `cached` crate reads its connection string from here.
     // SAFETY: single-threaded at this point, before any runtime starts.
     unsafe { std::env::set_var("CACHED_REDIS_CONNECTION_STRING", &url) };
-    let ops: usize = std::env::var("BENCH_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let ops: usize = std::env::var("BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (rows, allocs) = rt.block_on(run(&url, ops));
     drop(rt);
     drop(server);
 
-    println!("\nredis-server {} on 127.0.0.1, {} ops per round, median of {ROUNDS} interleaved rounds\n", redis_version(), ops);
+    println!(
+        "\nredis-server {} on 127.0.0.1, {} ops per round, median of {ROUNDS} interleaved rounds\n",
+        redis_version(),
+        ops
+    );
     print_table(&rows);
     println!();
     for (name, n) in allocs {
@@ -152,9 +183,19 @@ fn main() {
 }
 
 fn redis_version() -> String {
-    let out = std::process::Command::new("redis-server").arg("--version").output().ok();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(2).unwrap_or("?").trim_start_matches("v=").to_string())
-        .unwrap_or_else(|| "?".into())
+    let out = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok();
+    out.map(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("?")
+            .trim_start_matches("v=")
+            .to_string()
+    })
+    .unwrap_or_else(|| "?".into())
 }
 
 async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
@@ -167,12 +208,22 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
     cached_product(1).await;
     let raw_value = serde_json::to_vec(&product(1)).unwrap();
     let mut c = raw.clone();
-    let _: () = redis::cmd("SET").arg("raw:product:1").arg(&raw_value).arg("EX").arg(3600).query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("raw:product:1")
+        .arg(&raw_value)
+        .arg("EX")
+        .arg(3600)
+        .query_async(&mut c)
+        .await
+        .unwrap();
     cached_crate_product(1).await.unwrap();
     let memory = CacheManager::new(RedisSettings::memory()).unwrap();
     memory.scope(cached_product(1)).await;
 
-    let mut b = Bench { ops, rows: Vec::new() };
+    let mut b = Bench {
+        ops,
+        rows: Vec::new(),
+    };
     let miss_seq = Arc::new(AtomicU64::new(1_000_000));
     for conc in [1usize, 64] {
         let rawc = raw.clone();
@@ -186,7 +237,11 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
             move |_| {
                 let mut c = rawc.clone();
                 async move {
-                    let bytes: Vec<u8> = redis::cmd("GET").arg("raw:product:1").query_async(&mut c).await.unwrap();
+                    let bytes: Vec<u8> = redis::cmd("GET")
+                        .arg("raw:product:1")
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
                     std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
                 }
             },
@@ -209,17 +264,32 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
                 let id = seq2.fetch_add(1, Ordering::Relaxed);
                 async move {
                     let key = format!("raw:miss:{id}");
-                    let got: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut c).await.unwrap();
+                    let got: Option<Vec<u8>> = redis::cmd("GET")
+                        .arg(&key)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
                     if got.is_none() {
                         let v = serde_json::to_vec(&product(id)).unwrap();
-                        let _: () = redis::cmd("SET").arg(&key).arg(v).arg("EX").arg(3600).query_async(&mut c).await.unwrap();
+                        let _: () = redis::cmd("SET")
+                            .arg(&key)
+                            .arg(v)
+                            .arg("EX")
+                            .arg(3600)
+                            .query_async(&mut c)
+                            .await
+                            .unwrap();
                     }
                 }
             },
         )
         .await;
 
-        for (name, which) in [("rate limit fixed_window", 0), ("rate limit sliding_window", 1), ("rate limit gcra", 2)] {
+        for (name, which) in [
+            ("rate limit fixed_window", 0),
+            ("rate limit sliding_window", 1),
+            ("rate limit gcra", 2),
+        ] {
             let rawc = raw.clone();
             b.pair(
                 name,
@@ -236,7 +306,11 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
                 move |_| {
                     let mut c = rawc.clone();
                     async move {
-                        let _: i64 = redis::cmd("INCR").arg("raw:counter").query_async(&mut c).await.unwrap();
+                        let _: i64 = redis::cmd("INCR")
+                            .arg("raw:counter")
+                            .query_async(&mut c)
+                            .await
+                            .unwrap();
                     }
                 },
             )
@@ -250,7 +324,11 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
             move |i| {
                 let m = m.clone();
                 async move {
-                    let g = m.try_lock(&format!("bench:{i}"), Duration::from_secs(10)).await.unwrap().unwrap();
+                    let g = m
+                        .try_lock(&format!("bench:{i}"), Duration::from_secs(10))
+                        .await
+                        .unwrap()
+                        .unwrap();
                     g.release().await.unwrap();
                 }
             },
@@ -259,9 +337,20 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
                 let mut c = rawc.clone();
                 async move {
                     let key = format!("raw:lock:{i}");
-                    let _: Option<String> =
-                        redis::cmd("SET").arg(&key).arg("token").arg("NX").arg("PX").arg(10_000).query_async(&mut c).await.unwrap();
-                    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut c).await.unwrap();
+                    let _: Option<String> = redis::cmd("SET")
+                        .arg(&key)
+                        .arg("token")
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(10_000)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                    let _: i64 = redis::cmd("DEL")
+                        .arg(&key)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
                 }
             },
         )
@@ -297,14 +386,24 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
     for _ in 0..n {
         std::hint::black_box(cached_product(1).await);
     }
-    allocs.push(("cache hit via #[cache_result] (Redis)", (allocations() - before) as f64 / n as f64));
+    allocs.push((
+        "cache hit via #[cache_result] (Redis)",
+        (allocations() - before) as f64 / n as f64,
+    ));
     let mut c = raw.clone();
     let before = allocations();
     for _ in 0..n {
-        let bytes: Vec<u8> = redis::cmd("GET").arg("raw:product:1").query_async(&mut c).await.unwrap();
+        let bytes: Vec<u8> = redis::cmd("GET")
+            .arg("raw:product:1")
+            .query_async(&mut c)
+            .await
+            .unwrap();
         std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
     }
-    allocs.push(("raw redis-rs GET + decode", (allocations() - before) as f64 / n as f64));
+    allocs.push((
+        "raw redis-rs GET + decode",
+        (allocations() - before) as f64 / n as f64,
+    ));
     let before = allocations();
     memory
         .scope(async {
@@ -313,11 +412,17 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
             }
         })
         .await;
-    allocs.push(("cache hit via #[cache_result] (in-memory)", (allocations() - before) as f64 / n as f64));
+    allocs.push((
+        "cache hit via #[cache_result] (in-memory)",
+        (allocations() - before) as f64 / n as f64,
+    ));
     let before = allocations();
     for _ in 0..n {
         std::hint::black_box(product(1));
     }
-    allocs.push(("constructing the Product value itself (floor for any decode)", (allocations() - before) as f64 / n as f64));
+    allocs.push((
+        "constructing the Product value itself (floor for any decode)",
+        (allocations() - before) as f64 / n as f64,
+    ));
     (b.rows, allocs)
 }

@@ -71,7 +71,8 @@ where
     }
     let elapsed = start.elapsed();
     all.sort_unstable();
-    let pick = |q: f64| Duration::from_nanos(all[((all.len() as f64 * q) as usize).min(all.len() - 1)]);
+    let pick =
+        |q: f64| Duration::from_nanos(all[((all.len() as f64 * q) as usize).min(all.len() - 1)]);
     Sample {
         ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
         p50: pick(0.50),
@@ -103,7 +104,9 @@ fn us(d: Duration) -> String {
 
 /// Prints the table as Markdown.
 pub fn print_table(rows: &[Row]) {
-    println!("| workload | tasks | forge-cache ops/s | p50 µs | p99 µs | reference | ref ops/s | ref p50 µs | ref p99 µs | ratio |");
+    println!(
+        "| workload | tasks | forge-cache ops/s | p50 µs | p99 µs | reference | ref ops/s | ref p50 µs | ref p99 µs | ratio |"
+    );
     println!("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     for r in rows {
         let (rname, rs, ratio) = match &r.reference {

@@ -212,6 +212,13 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
+    fn tls_cluster_url_is_accepted_with_tls_support() {
+        assert!(from(&[("REDIS_CONNECTION_URL", "rediss+cluster://a:7000,b:7001")]).is_ok());
+    }
+
+    #[test]
+    #[cfg(not(feature = "tls"))]
     fn tls_cluster_url_without_tls_support_says_so() {
         let (var, _, expected) =
             config_error(from(&[("REDIS_CONNECTION_URL", "rediss+cluster://a:7000")]).unwrap_err());
