@@ -6,7 +6,6 @@
 pub use forge_cache_runtime::*;
 
 #[cfg(feature = "macros")]
-#[allow(unused_imports)] // TODO(merge): the macros land on the `cache` branch
 pub use forge_cache_macros::*;
 
 #[doc(hidden)]

@@ -191,7 +191,6 @@ pub(crate) struct Txn<'a> {
 impl Txn<'_> {
     /// The time this transaction runs at (one clock reading per transaction,
     /// like a Redis script's `TIME`).
-    #[allow(dead_code)] // TODO(merge)
     pub(crate) fn now(&self) -> Instant {
         self.now
     }
