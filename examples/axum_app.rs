@@ -1,27 +1,61 @@
-//! A small axum service: a cached `/users/{id}`, a rate-limited
-//! `/api/data`, and a per-IP limit on everything.
+//! A small axum service built with the two attributes:
+//!
+//! - `GET /users/{id}`: a slow lookup cached for a minute under `user:<id>`
+//!   (`#[cache_result]` directly on the handler);
+//! - `POST /users/{id}/rename`: changes the user and invalidates its entry;
+//! - `GET /api/data`: the guide's `@rate_limit(max_requests=5,
+//!   window_seconds=60)`, one budget for all callers (`#[rate_limit]`);
+//! - `POST /login`: 3 attempts a minute per username (`key = creds.username`);
+//! - every route: 20 requests per 10 s per client IP (`RateLimitLayer`).
 //!
 //! Runs on the in-memory backend unless `REDIS_CONNECTION_URL` (or the other
-//! `REDIS_*` variables) point at Redis. Listens on 127.0.0.1:3000 (`PORT`
-//! overrides the port).
+//! `REDIS_*` variables) point at Redis.
 //!
 //! ```text
-//! cargo run --example axum_app
+//! cargo run --example axum_app -- --demo   # serve on a free port, call itself, exit
+//! cargo run --example axum_app             # serve on 127.0.0.1:3000 (PORT overrides)
 //! curl -i localhost:3000/users/7
+//! curl -i -X POST localhost:3000/users/7/rename -d 'Ada'
 //! curl -i localhost:3000/api/data
+//! curl -i -X POST localhost:3000/login -H 'content-type: application/json' -d '{"username":"ada","password":"x"}'
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::Path;
-use axum::http::HeaderValue;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use forge_cache::axum::RateLimitLayer;
-use forge_cache::{Algorithm, RateLimit, RateLimitExceeded, RedisSettings, current, init};
+use forge_cache::{
+    Algorithm, RateLimit, RateLimitExceeded, RedisSettings, cache_result, init, rate_limit,
+};
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The "database": user names, and a count of the lookups that reached it.
+#[derive(Clone, Default)]
+struct Db {
+    names: Arc<std::sync::Mutex<std::collections::HashMap<u64, String>>>,
+    lookups: Arc<AtomicU64>,
+}
+
+impl Db {
+    async fn load(&self, id: u64) -> Option<User> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(200)).await; // a slow query
+        let names = self.names.lock().unwrap();
+        let name = names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("user {id}"));
+        (id < 1000).then_some(User { id, name })
+    }
+}
 
 #[derive(Clone, Serialize, Deserialize)]
 struct User {
@@ -29,25 +63,48 @@ struct User {
     name: String,
 }
 
-/// A slow database lookup, cached for a minute.
-async fn get_user(Path(id): Path<u64>) -> impl IntoResponse {
-    let cache = current();
-    let key = format!("user:{id}");
-    // A cache failure is a miss, never an error for the client.
-    if let Ok(Some(user)) = cache.get::<User>(&key).await {
-        return (cache_header("hit"), Json(user));
+// `axum::Json<T>` is not `Serialize`, so a cached handler returns the
+// value type, which renders itself as JSON.
+impl IntoResponse for User {
+    fn into_response(self) -> Response {
+        Json(self).into_response()
     }
-    tokio::time::sleep(Duration::from_millis(200)).await; // the database
-    let user = User {
-        id,
-        name: format!("user {id}"),
-    };
-    let _ = cache.set(&key, &user, Duration::from_secs(60)).await;
-    (cache_header("miss"), Json(user))
 }
 
-fn cache_header(v: &'static str) -> [(&'static str, HeaderValue); 1] {
-    [("x-cache", HeaderValue::from_static(v))]
+#[derive(Debug)]
+enum AppError {
+    NotFound,
+    RateLimited(RateLimitExceeded),
+}
+
+impl From<RateLimitExceeded> for AppError {
+    fn from(e: RateLimitExceeded) -> Self {
+        AppError::RateLimited(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND.into_response(),
+            // 429 with Retry-After and the X-RateLimit-* headers.
+            AppError::RateLimited(e) => e.into_response(),
+        }
+    }
+}
+
+/// Only `Ok` is cached: a 404 is not, so a user created later is found.
+#[cache_result(ttl = 60, key = "user:{id}", skip(db))]
+async fn get_user(State(db): State<Db>, Path(id): Path<u64>) -> Result<User, AppError> {
+    db.load(id).await.ok_or(AppError::NotFound)
+}
+
+async fn rename_user(State(db): State<Db>, Path(id): Path<u64>, name: String) -> StatusCode {
+    db.names.lock().unwrap().insert(id, name);
+    // Drop the cached entry; a cache failure only delays the change until
+    // the TTL, so it is not an error for the client.
+    let _ = get_user_invalidate(Path(id)).await;
+    StatusCode::NO_CONTENT
 }
 
 #[derive(Serialize)]
@@ -55,17 +112,37 @@ struct Data {
     data: &'static str,
 }
 
-/// The guide's `@rate_limit(max_requests=5, window_seconds=60)` on
-/// `/api/data`, one budget shared by all callers.
-const DATA_LIMIT: RateLimit = RateLimit::new(5, Duration::from_secs(60));
+#[rate_limit(max_requests = 5, window_seconds = 60)]
+async fn get_data() -> Result<Json<Data>, AppError> {
+    Ok(Json(Data { data: "value" }))
+}
 
-async fn get_data() -> Result<impl IntoResponse, RateLimitExceeded> {
-    let decision = match current().check_rate_limit("get_data", &DATA_LIMIT).await {
-        Ok(decision) => Some(decision.into_result()?),
-        // The backend is down: serve the request (fail open), without headers.
-        Err(_) => None,
-    };
-    Ok((decision, Json(Data { data: "value" })))
+#[derive(Deserialize)]
+struct Login {
+    username: String,
+    #[allow(dead_code)] // a real service would check it
+    password: String,
+}
+
+#[rate_limit(max_requests = 3, window_seconds = 60, key = creds.username, algorithm = "gcra")]
+async fn login(Json(creds): Json<Login>) -> Result<String, AppError> {
+    Ok(format!("welcome, {}", creds.username))
+}
+
+fn app(db: Db) -> Router {
+    // Every route: 20 requests per 10 s per client IP, smoothed by GCRA.
+    let per_ip = RateLimitLayer::new(
+        RateLimit::new(20, Duration::from_secs(10))
+            .with_algorithm(Algorithm::Gcra)
+            .with_name("per_ip"),
+    );
+    Router::new()
+        .route("/users/{id}", get(get_user))
+        .route("/users/{id}/rename", post(rename_user))
+        .route("/api/data", get(get_data))
+        .route("/login", post(login))
+        .layer(per_ip)
+        .with_state(db)
 }
 
 #[tokio::main]
@@ -77,25 +154,82 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         settings.redacted_url()
     );
     init(settings).await?;
-
-    // Every route: 20 requests per 10 s per client IP, smoothed by GCRA.
-    let per_ip = RateLimitLayer::new(
-        RateLimit::new(20, Duration::from_secs(10))
-            .with_algorithm(Algorithm::Gcra)
-            .with_name("per_ip"),
-    );
-    let app = Router::new()
-        .route("/users/{id}", get(get_user))
-        .route("/api/data", get(get_data))
-        .layer(per_ip);
-
-    let port: u16 = std::env::var("PORT").map_or(Ok(3000), |p| p.parse())?;
+    let db = Db::default();
+    let demo = std::env::args().any(|a| a == "--demo");
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse()?,
+        Err(_) if demo => 0,
+        Err(_) => 3000,
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    let server = axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+        app(db.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    );
+    if !demo {
+        server.await?;
+        return Ok(());
+    }
+    tokio::spawn(async move { server.await });
+    run_demo(addr, &db).await
+}
+
+/// Calls every route and prints what came back.
+async fn run_demo(addr: SocketAddr, db: &Db) -> Result<(), Box<dyn std::error::Error>> {
+    // Start from a cold cache and fresh budgets, whatever an earlier run left.
+    let cache = forge_cache::current();
+    get_user_invalidate(Path(7)).await.ok();
+    cache.delete_pattern("rate_limit:*").await.ok();
+
+    for _ in 0..2 {
+        let (status, body) = call(addr, "GET", "/users/7", "").await?;
+        let lookups = db.lookups.load(Ordering::Relaxed);
+        println!("GET /users/7 -> {status} {body}  (database lookups so far: {lookups})");
+    }
+    let (status, _) = call(addr, "POST", "/users/7/rename", "Ada").await?;
+    println!("POST /users/7/rename -> {status}");
+    let (status, body) = call(addr, "GET", "/users/7", "").await?;
+    println!("GET /users/7 -> {status} {body}  (after invalidation)");
+
+    for _ in 0..6 {
+        let (status, body) = call(addr, "GET", "/api/data", "").await?;
+        println!("GET /api/data -> {status} {body}");
+    }
+    let creds = r#"{"username":"ada","password":"x"}"#;
+    for _ in 0..4 {
+        let (status, body) = call(addr, "POST", "/login", creds).await?;
+        println!("POST /login (ada) -> {status} {body}");
+    }
     Ok(())
+}
+
+/// A minimal HTTP/1.1 client, so the demo needs no extra dependency.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    // Show when to come back, as a client would read it.
+    let retry_after = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .map_or(String::new(), |s| format!(" (retry-after: {s} s)"));
+    Ok((status, format!("{body}{retry_after}")))
 }

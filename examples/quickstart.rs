@@ -1,9 +1,11 @@
-//! The quickstart: a slow function, then the same call served from the cache.
+//! The quickstart: a slow function cached with `#[cache_result]`, and a
+//! `#[rate_limit]`ed one refusing calls over its budget.
 //!
 //! Runs on the in-memory backend when no Redis is configured; set
 //! `REDIS_CONNECTION_URL=redis://localhost:6379/0` to use Redis, or
 //! `REDIS_CLUSTER_NODES=127.0.0.1:7000,127.0.0.1:7001` to use a Redis
-//! Cluster (see docs/cluster.md).
+//! Cluster. The library's `tracing` events (hits, misses, stores, errors)
+//! are printed at debug level.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -11,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use forge_cache::{RedisSettings, cache_result, init};
+use forge_cache::{RateLimitExceeded, RedisSettings, cache_result, init, rate_limit};
 
 /// A slow database query, cached for 60 s under `products:get_products:<md5>`.
 #[cache_result(ttl = 60, key_prefix = "products")]
@@ -20,8 +22,18 @@ async fn get_products(category: &str) -> Vec<String> {
     vec![format!("{category}-1"), format!("{category}-2")]
 }
 
+/// Three reports a minute, whoever asks (the guide's `@rate_limit`).
+#[rate_limit(max_requests = 3, window_seconds = 60)]
+async fn send_report(to: &str) -> Result<String, RateLimitExceeded> {
+    Ok(format!("report sent to {to}"))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), forge_cache::Error> {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+        .with_target(false)
+        .init();
     let settings = RedisSettings::from_env()?;
     println!(
         "backend: {} ({})",
@@ -29,8 +41,10 @@ async fn main() -> Result<(), forge_cache::Error> {
         settings.redacted_url()
     );
     let cache = init(settings).await?;
-    // Start from a cold cache, whatever an earlier run left behind.
+    // Start from a cold cache and a fresh budget, whatever an earlier run
+    // left behind.
     get_products_invalidate("books").await.ok();
+    cache.delete_pattern("rate_limit:*").await.ok();
 
     for attempt in 1..=2 {
         let start = Instant::now();
@@ -42,6 +56,13 @@ async fn main() -> Result<(), forge_cache::Error> {
         "products: {} hit(s), {} miss(es), {} store(s)",
         stats.hits, stats.misses, stats.stores
     );
+
+    for _ in 0..4 {
+        match send_report("ops@example.com").await {
+            Ok(sent) => println!("{sent}"),
+            Err(refused) => println!("refused: {refused}"),
+        }
+    }
     get_products_invalidate("books").await?;
     Ok(())
 }
