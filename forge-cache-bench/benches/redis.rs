@@ -6,7 +6,8 @@
 //! cargo bench -p forge-cache-bench --bench redis
 //! ```
 //!
-//! `BENCH_OPS` sets operations per round (default 20000).
+//! `BENCH_OPS` sets operations per round (default 20000); `BENCH_ONLY=hit`
+//! runs only the workloads whose name contains `hit`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,6 +99,8 @@ async fn cached_crate_product(id: u64) -> Result<Product, String> {
 struct Bench {
     ops: usize,
     rows: Vec<Row>,
+    /// `BENCH_ONLY`: run only the workloads whose name contains it.
+    only: Option<String>,
 }
 
 impl Bench {
@@ -116,6 +119,9 @@ impl Bench {
         R: Fn(usize) -> RF + Send + Sync + Clone + 'static,
         RF: Future<Output = ()> + Send,
     {
+        if self.skips(name) {
+            return;
+        }
         let (mut s, mut r) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             r.push(measure(concurrency, self.ops, reference.clone()).await);
@@ -135,6 +141,9 @@ impl Bench {
         S: Fn(usize) -> SF + Send + Sync + Clone + 'static,
         SF: Future<Output = ()> + Send,
     {
+        if self.skips(name) {
+            return;
+        }
         let mut s: Vec<Sample> = Vec::new();
         for _ in 0..ROUNDS {
             s.push(measure(concurrency, self.ops, subject.clone()).await);
@@ -146,6 +155,12 @@ impl Bench {
             reference: None,
         });
         eprintln!("done: {name} x{concurrency}");
+    }
+
+    fn skips(&self, name: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_some_and(|only| !name.contains(only))
     }
 }
 
@@ -223,6 +238,7 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
     let mut b = Bench {
         ops,
         rows: Vec::new(),
+        only: std::env::var("BENCH_ONLY").ok(),
     };
     let miss_seq = Arc::new(AtomicU64::new(1_000_000));
     for conc in [1usize, 64] {
