@@ -124,7 +124,7 @@ fn read_failed<S>(site: &'static CacheSite, manager: &CacheManager, what: &str) 
 fn failed(site: &'static CacheSite, manager: &CacheManager, what: &str, e: &Error) {
     count(site, Event::Error);
     tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e, "cache error");
-    manager.warn_failure(what, e);
+    manager.warn_failure_at(site.prefix(), site.name(), what, e);
 }
 
 /// Encodes the cacheable part of `out` (in an envelope with the compute
