@@ -286,6 +286,11 @@ fn filled_meanwhile<S: DeserializeOwned>(
     Some(v)
 }
 
+fn lock_taken(site: &'static CacheSite, asked: Instant) {
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(),
+        waited_ms = asked.elapsed().as_millis() as u64, "cache lock taken");
+}
+
 fn lock_failed(site: &'static CacheSite, e: &Error) {
     tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e,
         "cache lock not taken; computing without it");
@@ -346,8 +351,10 @@ where
     };
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
+        let asked = Instant::now();
         match manager.lock(&key, lock_ttl(wait), wait).await {
             Ok(g) => {
+                lock_taken(site, asked);
                 // Another process may have stored the value while we waited.
                 let filled = filled_meanwhile(site, leader, manager.exec(Op::Get(&key)).await);
                 if let Some(v) = filled {
@@ -362,6 +369,7 @@ where
     let started = Instant::now();
     let out = run.await;
     let took = started.elapsed();
+    crate::telemetry::compute_time(site, took);
     if let Some(v) = keep_stale::<P, R>(site, &out, &mut stale) {
         return P::from_stored(v);
     }
@@ -433,8 +441,10 @@ where
     };
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
+        let asked = Instant::now();
         match manager.lock_sync(&key, lock_ttl(wait), wait) {
             Ok(g) => {
+                lock_taken(site, asked);
                 let filled = filled_meanwhile(site, leader, manager.exec_sync(Op::Get(&key)));
                 if let Some(v) = filled {
                     let _ = g.release();
@@ -448,6 +458,7 @@ where
     let started = Instant::now();
     let out = run();
     let took = started.elapsed();
+    crate::telemetry::compute_time(site, took);
     if let Some(v) = keep_stale::<P, R>(site, &out, &mut stale) {
         return P::from_stored(v);
     }
