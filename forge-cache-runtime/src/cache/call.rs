@@ -15,6 +15,7 @@ use super::stats::{Event, count};
 use crate::backend::{Op, reply};
 use crate::error::{Error, Result};
 use crate::global::current;
+use crate::key::{hex_digest, join_key};
 use crate::manager::CacheManager;
 
 /// What a read found.
@@ -286,6 +287,16 @@ fn filled_meanwhile<S: DeserializeOwned>(
     Some(v)
 }
 
+/// The name of the `lock = true` lock of one key: `<prefix>:<fn>:<md5 of
+/// the key>`. Lock names are logged; a rendered key template can hold
+/// caller data (a user id), its digest cannot.
+fn lock_name(site: &'static CacheSite, key: &str) -> String {
+    use md5::{Digest, Md5};
+    let mut buf = [0u8; 32];
+    let hex = hex_digest(&Md5::digest(key.as_bytes()).into(), &mut buf);
+    join_key(None, &[site.prefix(), site.name(), hex])
+}
+
 fn lock_taken(site: &'static CacheSite, asked: Instant) {
     tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(),
         waited_ms = asked.elapsed().as_millis() as u64, "cache lock taken");
@@ -352,7 +363,10 @@ where
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
         let asked = Instant::now();
-        match manager.lock(&key, lock_ttl(wait), wait).await {
+        match manager
+            .lock(&lock_name(site, &key), lock_ttl(wait), wait)
+            .await
+        {
             Ok(g) => {
                 lock_taken(site, asked);
                 // Another process may have stored the value while we waited.
@@ -442,7 +456,7 @@ where
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
         let asked = Instant::now();
-        match manager.lock_sync(&key, lock_ttl(wait), wait) {
+        match manager.lock_sync(&lock_name(site, &key), lock_ttl(wait), wait) {
             Ok(g) => {
                 lock_taken(site, asked);
                 let filled = filled_meanwhile(site, leader, manager.exec_sync(Op::Get(&key)));
