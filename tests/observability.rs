@@ -115,6 +115,10 @@ async fn passwords_are_never_logged() {
     };
     let right = CacheManager::new(settings(password)).unwrap();
     let bad = CacheManager::new(settings(wrong)).unwrap();
+    // Startup against a server that refuses the password: logged, redacted.
+    // (The global manager is used by no other test of this binary.)
+    forge_cache::init(settings(wrong)).await.unwrap();
+    assert!(!capture::matching(&["not reachable at startup", "***"]).is_empty());
     for m in [&right, &bad] {
         m.scope(async {
             assert!(profile("eve", "x").await.starts_with("profile of eve"));
