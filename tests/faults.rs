@@ -362,10 +362,13 @@ async fn outage_under_load(outage: Outage) {
     };
     let show = |p: &[&Sample]| match (p99(p), p.iter().map(|s| s.took).max()) {
         (Some(p99), Some(max)) => format!(
-            "p99 {:.1} ms, max {:.1} ms ({} calls)",
+            "p99 {:.1} ms, max {:.1} ms ({} calls, {} over 100 ms)",
             p99.as_secs_f64() * 1e3,
             max.as_secs_f64() * 1e3,
-            p.len()
+            p.len(),
+            p.iter()
+                .filter(|s| s.took >= Duration::from_millis(100))
+                .count()
         ),
         _ => "no calls".into(),
     };
