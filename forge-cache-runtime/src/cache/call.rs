@@ -76,12 +76,10 @@ fn read<S: DeserializeOwned>(
         Err(e) => {
             count(site, Event::Error);
             count(site, Event::Miss);
-            manager.warn_failure(
-                &format!(
-                    "cached value of {}:{} no longer decodes; recomputing and overwriting it",
-                    site.prefix(),
-                    site.name()
-                ),
+            manager.warn_failure_at(
+                site.prefix(),
+                site.name(),
+                "cached value no longer decodes; recomputing and overwriting it",
                 &e,
             );
             return Read::Miss;
