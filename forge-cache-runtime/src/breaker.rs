@@ -66,6 +66,7 @@ impl Breaker {
             self.open_until
                 .store(self.now_ms() + self.cooldown_ms, Ordering::Relaxed);
             if n == self.threshold && !was_open {
+                crate::telemetry::breaker_opened();
                 tracing::warn!(
                     target: "forge_cache",
                     failures = n,

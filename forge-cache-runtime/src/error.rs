@@ -50,8 +50,16 @@ pub enum Error {
     /// A value could not be turned into JSON.
     #[error("could not encode value as JSON: {0}")]
     Encode(#[source] serde_json::Error),
-    /// A stored value could not be read back as the expected type.
-    #[error("could not decode stored value: {0}")]
+    /// A stored value could not be read back as the expected type. The
+    /// message gives serde's error category and position only, never its
+    /// text, which can quote the stored value (this error is logged);
+    /// [`source()`](std::error::Error::source) has serde's full error.
+    #[error(
+        "could not decode stored value: {} at line {} column {}",
+        decode_kind(.0),
+        .0.line(),
+        .0.column()
+    )]
     Decode(#[source] serde_json::Error),
     /// A value exceeded the configured maximum size.
     #[error("value of {size} bytes exceeds the limit of {limit} bytes")]
@@ -148,6 +156,17 @@ impl Error {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of decode failure `e` is, in words that never quote the input.
+fn decode_kind(e: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Io => "I/O error",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "JSON of another type or shape",
+        Category::Eof => "truncated JSON",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +189,13 @@ mod tests {
         assert!(redis_error(ErrorKind::ClusterConnectionNotFound).is_outage());
         assert!(!redis_error(ErrorKind::Server(ServerErrorKind::CrossSlot)).is_outage());
         assert!(!redis_error(ErrorKind::Server(ServerErrorKind::ResponseError)).is_outage());
+    }
+
+    #[test]
+    fn decode_errors_never_quote_the_stored_value() {
+        let e = serde_json::from_slice::<u64>(br#""s3cret""#).unwrap_err();
+        let text = Error::Decode(e).to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("another type"), "{text}");
     }
 }

@@ -159,6 +159,38 @@ pub fn push_component(out: &mut String, value: &dyn fmt::Display) {
     let _ = write!(Escape(out), "{value}");
 }
 
+/// Escaped components longer than this many bytes are replaced by
+/// `h:<md5 hex of the escaped form>` in [`push_bounded_component`].
+pub const MAX_COMPONENT_BYTES: usize = 200;
+
+/// [`push_component`], bounded: when the escaped form is longer than
+/// [`MAX_COMPONENT_BYTES`], it is replaced by `h:` and the 32 hex digits of
+/// its MD5, so a caller-controlled value (a rate-limit key, a key-template
+/// field) cannot make a key grow without bound. Escaped components never
+/// contain `:`, so a hashed one cannot collide with a short one.
+///
+/// ```
+/// use forge_cache_runtime::key::{MAX_COMPONENT_BYTES, push_bounded_component};
+/// let mut k = String::new();
+/// push_bounded_component(&mut k, &"ada");
+/// assert_eq!(k, "ada");
+/// let mut long = String::new();
+/// push_bounded_component(&mut long, &"x".repeat(10_000));
+/// assert!(long.starts_with("h:") && long.len() == 34);
+/// # let _ = MAX_COMPONENT_BYTES;
+/// ```
+pub fn push_bounded_component(out: &mut String, value: &dyn fmt::Display) {
+    let start = out.len();
+    push_component(out, value);
+    if out.len() - start > MAX_COMPONENT_BYTES {
+        let digest: [u8; 16] = Md5::digest(&out.as_bytes()[start..]).into();
+        out.truncate(start);
+        out.push_str("h:");
+        let mut buf = [0u8; 32];
+        out.push_str(hex_digest(&digest, &mut buf));
+    }
+}
+
 fn needs_escape(c: char) -> bool {
     matches!(
         c,
@@ -177,6 +209,18 @@ mod tests {
         push_component(&mut out, &"x:*?[a]\\{t}% \n");
         assert!(!out.contains([':', '*', '?', '[', ']', '\\', '{', '}', ' ', '\n']));
         assert_eq!(out, "x%3A%2A%3F%5Ba%5D%5C%7Bt%7D%25%20%0A");
+    }
+
+    #[test]
+    fn long_components_are_hashed_and_stay_distinct() {
+        let (mut a, mut b, mut c) = (String::new(), String::new(), String::new());
+        push_bounded_component(&mut a, &"a".repeat(500));
+        push_bounded_component(&mut b, &"b".repeat(500));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "h:".len() + 32);
+        // exactly at the bound: kept as is
+        push_bounded_component(&mut c, &"c".repeat(MAX_COMPONENT_BYTES));
+        assert_eq!(c, "c".repeat(MAX_COMPONENT_BYTES));
     }
 
     #[test]

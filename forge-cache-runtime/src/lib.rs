@@ -27,6 +27,7 @@ mod ratelimit;
 mod secret;
 mod session;
 mod settings;
+mod telemetry;
 
 pub use backend::cluster::{ClusterSyncConnection, ClusterSyncConnector};
 pub use backend::redis::{SyncConnection, SyncConnector};

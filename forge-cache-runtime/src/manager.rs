@@ -180,6 +180,14 @@ impl CacheManager {
         }
     }
 
+    /// [`warn_failure`](Self::warn_failure) for one cached or rate-limited
+    /// function, named by its key prefix and function name.
+    pub(crate) fn warn_failure_at(&self, prefix: &str, function: &str, what: &str, err: &Error) {
+        if let Some(suppressed) = self.inner.log.permit() {
+            tracing::warn!(target: "forge_cache", prefix, function, error = %err, suppressed, "{what}");
+        }
+    }
+
     // ----- the guide's operations -----------------------------------------
 
     /// Stores `value` as JSON under `key` for `ttl` (`SET key value PX ttl`).

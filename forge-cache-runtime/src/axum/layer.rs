@@ -230,7 +230,8 @@ where
                 Ok(d) => d,
                 Err(err) => {
                     let spec = config.limit.spec();
-                    return match on_backend_error(&manager, config.on_error, &spec, &err) {
+                    let who = config.limit.who();
+                    return match on_backend_error(&manager, config.on_error, &spec, who, &err) {
                         Ok(()) => inner.call(request).await,
                         Err(refused) => Ok(refused.into_response()),
                     };

@@ -15,6 +15,7 @@ use super::stats::{Event, count};
 use crate::backend::{Op, reply};
 use crate::error::{Error, Result};
 use crate::global::current;
+use crate::key::{hex_digest, join_key};
 use crate::manager::CacheManager;
 
 /// What a read found.
@@ -75,12 +76,10 @@ fn read<S: DeserializeOwned>(
         Err(e) => {
             count(site, Event::Error);
             count(site, Event::Miss);
-            manager.warn_failure(
-                &format!(
-                    "cached value of {}:{} no longer decodes; recomputing and overwriting it",
-                    site.prefix(),
-                    site.name()
-                ),
+            manager.warn_failure_at(
+                site.prefix(),
+                site.name(),
+                "cached value no longer decodes; recomputing and overwriting it",
                 &e,
             );
             return Read::Miss;
@@ -124,7 +123,7 @@ fn read_failed<S>(site: &'static CacheSite, manager: &CacheManager, what: &str) 
 fn failed(site: &'static CacheSite, manager: &CacheManager, what: &str, e: &Error) {
     count(site, Event::Error);
     tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e, "cache error");
-    manager.warn_failure(what, e);
+    manager.warn_failure_at(site.prefix(), site.name(), what, e);
 }
 
 /// Encodes the cacheable part of `out` (in an envelope with the compute
@@ -286,6 +285,21 @@ fn filled_meanwhile<S: DeserializeOwned>(
     Some(v)
 }
 
+/// The name of the `lock = true` lock of one key: `<prefix>:<fn>:<md5 of
+/// the key>`. Lock names are logged; a rendered key template can hold
+/// caller data (a user id), its digest cannot.
+fn lock_name(site: &'static CacheSite, key: &str) -> String {
+    use md5::{Digest, Md5};
+    let mut buf = [0u8; 32];
+    let hex = hex_digest(&Md5::digest(key.as_bytes()).into(), &mut buf);
+    join_key(None, &[site.prefix(), site.name(), hex])
+}
+
+fn lock_taken(site: &'static CacheSite, asked: Instant) {
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(),
+        waited_ms = asked.elapsed().as_millis() as u64, "cache lock taken");
+}
+
 fn lock_failed(site: &'static CacheSite, e: &Error) {
     tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e,
         "cache lock not taken; computing without it");
@@ -346,8 +360,13 @@ where
     };
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
-        match manager.lock(&key, lock_ttl(wait), wait).await {
+        let asked = Instant::now();
+        match manager
+            .lock(&lock_name(site, &key), lock_ttl(wait), wait)
+            .await
+        {
             Ok(g) => {
+                lock_taken(site, asked);
                 // Another process may have stored the value while we waited.
                 let filled = filled_meanwhile(site, leader, manager.exec(Op::Get(&key)).await);
                 if let Some(v) = filled {
@@ -362,6 +381,7 @@ where
     let started = Instant::now();
     let out = run.await;
     let took = started.elapsed();
+    crate::telemetry::compute_time(site, took);
     if let Some(v) = keep_stale::<P, R>(site, &out, &mut stale) {
         return P::from_stored(v);
     }
@@ -433,8 +453,10 @@ where
     };
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
-        match manager.lock_sync(&key, lock_ttl(wait), wait) {
+        let asked = Instant::now();
+        match manager.lock_sync(&lock_name(site, &key), lock_ttl(wait), wait) {
             Ok(g) => {
+                lock_taken(site, asked);
                 let filled = filled_meanwhile(site, leader, manager.exec_sync(Op::Get(&key)));
                 if let Some(v) = filled {
                     let _ = g.release();
@@ -448,6 +470,7 @@ where
     let started = Instant::now();
     let out = run();
     let took = started.elapsed();
+    crate::telemetry::compute_time(site, took);
     if let Some(v) = keep_stale::<P, R>(site, &out, &mut stale) {
         return P::from_stored(v);
     }

@@ -21,7 +21,7 @@ pub(crate) mod flight;
 mod policy;
 mod refresh;
 mod site;
-mod stats;
+pub(crate) mod stats;
 
 pub use call::{
     cached, cached_sync, invalidate, invalidate_all, invalidate_all_sync, invalidate_sync,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::stats::Counters;
 use crate::glob;
-use crate::key::{ArgsHasher, hex_digest, join_key, push_component};
+use crate::key::{ArgsHasher, hex_digest, join_key, push_bounded_component};
 
 /// What `#[cache_result]` knows about one function, as a `static` next to
 /// it: its key prefix and name, its TTL, its flags, and its counters.
@@ -231,7 +231,9 @@ impl KeyHasher {
 }
 
 /// Renders a key template: literal parts as written, placeholders through
-/// [`push_component`] (escaped, so a value cannot add `:` or glob syntax).
+/// [`push_bounded_component`] (escaped, so a value cannot add `:` or glob
+/// syntax; replaced by `h:<md5>` when longer than 200 bytes, so a key
+/// stays bounded).
 ///
 /// ```
 /// use forge_cache_runtime::__private::{CallKey, KeyTemplate};
@@ -258,7 +260,7 @@ impl KeyTemplate {
     /// Appends a placeholder's value.
     #[inline]
     pub fn part<T: Display + ?Sized>(&mut self, value: &T) {
-        push_component(&mut self.0, &value);
+        push_bounded_component(&mut self.0, &value);
     }
 
     /// The call's key.

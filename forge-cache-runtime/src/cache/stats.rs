@@ -65,6 +65,7 @@ pub(crate) fn count(site: &'static CacheSite, event: Event) {
         Event::Coalesced => &c.coalesced,
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    crate::telemetry::cache_event(site, event);
     if !c.registered.load(Ordering::Relaxed) && !c.registered.swap(true, Ordering::AcqRel) {
         SITES
             .lock()

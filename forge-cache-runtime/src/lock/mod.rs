@@ -101,13 +101,16 @@ struct Backoff {
     /// centuries, e.g. `Duration::MAX`).
     deadline: Option<Instant>,
     step: Duration,
+    started: Instant,
 }
 
 impl Backoff {
     fn new(wait: Duration) -> Self {
+        let started = Instant::now();
         Backoff {
-            deadline: Instant::now().checked_add(wait),
+            deadline: started.checked_add(wait),
             step: FIRST_BACKOFF,
+            started,
         }
     }
 
@@ -130,7 +133,18 @@ impl Backoff {
     }
 }
 
-fn timed_out(name: &str, wait: Duration) -> Error {
+/// A bounded wait ended with the lock: recorded (and logged if it waited).
+fn waited<G>(name: &str, backoff: &Backoff, guard: G) -> G {
+    let waited = backoff.started.elapsed();
+    crate::telemetry::lock_wait(waited, true);
+    if backoff.step > FIRST_BACKOFF {
+        tracing::debug!(target: "forge_cache", lock = name, waited_ms = waited.as_millis() as u64, "lock acquired after waiting");
+    }
+    guard
+}
+
+fn timed_out(name: &str, wait: Duration, backoff: &Backoff) -> Error {
+    crate::telemetry::lock_wait(backoff.started.elapsed(), false);
     tracing::debug!(target: "forge_cache", lock = name, ?wait, "lock wait timed out");
     Error::LockTimeout {
         name: name.to_owned(),
@@ -217,11 +231,11 @@ impl CacheManager {
         let mut backoff = Backoff::new(wait);
         loop {
             if let Some(guard) = self.try_lock(name, ttl).await? {
-                return Ok(guard);
+                return Ok(waited(name, &backoff, guard));
             }
             match backoff.next_pause() {
                 Some(pause) => tokio::time::sleep(pause).await,
-                None => return Err(timed_out(name, wait)),
+                None => return Err(timed_out(name, wait, &backoff)),
             }
         }
     }
@@ -240,11 +254,11 @@ impl CacheManager {
         let mut backoff = Backoff::new(wait);
         loop {
             if let Some(guard) = self.try_lock_sync(name, ttl)? {
-                return Ok(guard);
+                return Ok(waited(name, &backoff, guard));
             }
             match backoff.next_pause() {
                 Some(pause) => std::thread::sleep(pause),
-                None => return Err(timed_out(name, wait)),
+                None => return Err(timed_out(name, wait, &backoff)),
             }
         }
     }

@@ -23,14 +23,12 @@ mod scripts;
 mod site;
 
 use std::borrow::Cow;
-use std::fmt::{self, Display};
+use std::fmt::Display;
 use std::time::Duration;
-
-use md5::{Digest, Md5};
 
 use crate::backend::{Arg, Op, reply};
 use crate::error::Result;
-use crate::key::{join_key, push_component};
+use crate::key::{join_key, push_bounded_component, push_component};
 use crate::manager::CacheManager;
 
 pub use site::{RateSite, rate_limit_check, rate_limit_check_sync};
@@ -321,23 +319,48 @@ pub(crate) fn on_backend_error(
     manager: &CacheManager,
     policy: OnError,
     spec: &Spec,
+    who: Who<'_>,
     err: &crate::Error,
 ) -> Result<(), RateLimitExceeded> {
     match policy {
         OnError::Allow => {
-            manager.warn_failure(
+            manager.warn_failure_at(
+                who.prefix,
+                who.name,
                 "rate limit check failed; admitting the call (on_error = allow)",
                 err,
             );
             Ok(())
         }
         OnError::Deny => {
-            manager.warn_failure(
+            manager.warn_failure_at(
+                who.prefix,
+                who.name,
                 "rate limit check failed; refusing the call (on_error = deny)",
                 err,
             );
             let retry_after = manager.settings().breaker_cooldown;
             Err(RateLimitExceeded::unavailable(spec, retry_after))
+        }
+    }
+}
+
+/// Which limit a check is for, in logs and metrics: its key prefix and its
+/// name (the function's path for `#[rate_limit]`; empty when unnamed).
+/// Never the caller's key, which is often a user id or an address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Who<'a> {
+    pub(crate) prefix: &'a Cow<'static, str>,
+    pub(crate) name: &'a Cow<'static, str>,
+}
+
+static UNNAMED: Cow<'static, str> = Cow::Borrowed("");
+
+impl RateLimit {
+    pub(crate) fn who(&self) -> Who<'_> {
+        Who {
+            prefix: &self.prefix,
+            name: self.name.as_ref().unwrap_or(&UNNAMED),
         }
     }
 }
@@ -394,9 +417,6 @@ impl Spec {
     }
 }
 
-/// Escaped caller keys longer than this are replaced by their MD5.
-const MAX_KEY_COMPONENT: usize = 200;
-
 /// The one function building rate-limit keys:
 /// `[<namespace>:]<prefix>:{[<name>:]<key>}`. The hash tag makes the key's
 /// slot depend on the limited caller, and keeps any future companion keys of
@@ -417,26 +437,10 @@ pub(crate) fn limiter_key(
         if name.is_some() {
             tag.push(':');
         }
-        push_caller_key(&mut tag, key);
+        push_bounded_component(&mut tag, key);
     }
     tag.push('}');
     join_key(namespace, &[&head, &tag])
-}
-
-/// Appends the escaped caller key, or `h:<md5 of it>` when long. Escaped
-/// keys never contain `:`, so the hashed form cannot collide with a key.
-fn push_caller_key(out: &mut String, key: &dyn Display) {
-    let start = out.len();
-    push_component(out, key);
-    if out.len() - start > MAX_KEY_COMPONENT {
-        let digest = Md5::digest(&out.as_bytes()[start..]);
-        out.truncate(start);
-        out.push_str("h:");
-        for b in digest {
-            use fmt::Write as _;
-            let _ = write!(out, "{b:02x}");
-        }
-    }
 }
 
 impl CacheManager {
@@ -471,7 +475,7 @@ impl CacheManager {
             limit.name.as_deref(),
             Some(&key),
         );
-        self.rate_check(&full, &limit.spec()).await
+        self.rate_check(&full, &limit.spec(), limit.who()).await
     }
 
     /// Sync form of [`check_rate_limit`](Self::check_rate_limit).
@@ -492,34 +496,50 @@ impl CacheManager {
             limit.name.as_deref(),
             Some(&key),
         );
-        self.rate_check_sync(&full, &limit.spec())
+        self.rate_check_sync(&full, &limit.spec(), limit.who())
     }
 
     /// Runs `spec`'s script on the full key `key`.
-    pub(crate) async fn rate_check(&self, key: &str, spec: &Spec) -> Result<Decision> {
+    pub(crate) async fn rate_check(
+        &self,
+        key: &str,
+        spec: &Spec,
+        who: Who<'_>,
+    ) -> Result<Decision> {
         if spec.max_requests == 0 {
-            return Ok(spec.deny_all());
+            return observe(who, Ok(spec.deny_all()));
         }
         let args = script_args(spec);
-        let value = self.exec(Op::Script(spec.script(), &[key], &args)).await?;
-        Ok(self.trace(key, spec.decision(reply(value)?)))
+        let value = self.exec(Op::Script(spec.script(), &[key], &args)).await;
+        observe(who, value.and_then(|v| Ok(spec.decision(reply(v)?))))
     }
 
-    pub(crate) fn rate_check_sync(&self, key: &str, spec: &Spec) -> Result<Decision> {
+    pub(crate) fn rate_check_sync(&self, key: &str, spec: &Spec, who: Who<'_>) -> Result<Decision> {
         if spec.max_requests == 0 {
-            return Ok(spec.deny_all());
+            return observe(who, Ok(spec.deny_all()));
         }
         let args = script_args(spec);
-        let value = self.exec_sync(Op::Script(spec.script(), &[key], &args))?;
-        Ok(self.trace(key, spec.decision(reply(value)?)))
+        let value = self.exec_sync(Op::Script(spec.script(), &[key], &args));
+        observe(who, value.and_then(|v| Ok(spec.decision(reply(v)?))))
     }
+}
 
-    fn trace(&self, key: &str, d: Decision) -> Decision {
-        if !d.allowed {
-            tracing::debug!(target: "forge_cache", key, retry_after = ?d.retry_after, "rate limit exceeded");
+/// Logs and counts refusals and backend failures of one check.
+fn observe(who: Who<'_>, outcome: Result<Decision>) -> Result<Decision> {
+    match &outcome {
+        Ok(d) if !d.allowed => {
+            crate::telemetry::rate_limit_refused(who);
+            tracing::debug!(target: "forge_cache", prefix = %who.prefix, name = %who.name,
+                retry_after_ms = d.retry_after.as_millis() as u64, "rate limit exceeded");
         }
-        d
+        Ok(_) => {}
+        Err(e) => {
+            crate::telemetry::rate_limit_backend_error(who);
+            tracing::debug!(target: "forge_cache", prefix = %who.prefix, name = %who.name,
+                error = %e, "rate limit check failed");
+        }
     }
+    outcome
 }
 
 fn script_args(spec: &Spec) -> [Arg<'static>; 2] {
@@ -534,14 +554,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_keys_are_hashed_and_stay_distinct() {
+    fn long_keys_are_hashed() {
         let a = limiter_key(None, "p", None, Some(&"a".repeat(500)));
-        let b = limiter_key(None, "p", None, Some(&"b".repeat(500)));
-        assert_ne!(a, b);
         assert_eq!(a.len(), "p:{h:}".len() + 32);
-        // exactly at the bound: kept as is
-        let c = limiter_key(None, "p", None, Some(&"c".repeat(MAX_KEY_COMPONENT)));
-        assert_eq!(c, format!("p:{{{}}}", "c".repeat(MAX_KEY_COMPONENT)));
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Algorithm, OnError, RateLimitExceeded, Spec, limiter_key, on_backend_error};
+use std::borrow::Cow;
+
+use super::{Algorithm, OnError, RateLimitExceeded, Spec, Who, limiter_key, on_backend_error};
 use crate::error::Result;
 use crate::global::current;
 use crate::manager::CacheManager;
@@ -21,8 +23,8 @@ use crate::manager::CacheManager;
 /// ```
 #[derive(Debug)]
 pub struct RateSite {
-    prefix: &'static str,
-    name: &'static str,
+    prefix: Cow<'static, str>,
+    name: Cow<'static, str>,
     spec: Spec,
     on_error: OnError,
 }
@@ -39,8 +41,8 @@ impl RateSite {
         on_error: OnError,
     ) -> Self {
         RateSite {
-            prefix,
-            name,
+            prefix: Cow::Borrowed(prefix),
+            name: Cow::Borrowed(name),
             spec: Spec {
                 max_requests,
                 window: Duration::from_secs(window_seconds),
@@ -53,7 +55,14 @@ impl RateSite {
     /// The key without the manager's namespace (added once the manager is
     /// known, inside the future).
     fn key(&self, key: Option<&dyn Display>) -> String {
-        limiter_key(None, self.prefix, Some(self.name), key)
+        limiter_key(None, &self.prefix, Some(&self.name), key)
+    }
+
+    fn who(&self) -> Who<'_> {
+        Who {
+            prefix: &self.prefix,
+            name: &self.name,
+        }
     }
 
     fn settle(
@@ -63,7 +72,7 @@ impl RateSite {
     ) -> Result<(), RateLimitExceeded> {
         match outcome {
             Ok(decision) => decision.into_result().map(drop),
-            Err(err) => on_backend_error(manager, self.on_error, &self.spec, &err),
+            Err(err) => on_backend_error(manager, self.on_error, &self.spec, self.who(), &err),
         }
     }
 }
@@ -92,7 +101,7 @@ pub fn rate_limit_check(
     async move {
         let manager = current();
         let outcome = manager
-            .rate_check(&manager.full_key(&key), &site.spec)
+            .rate_check(&manager.full_key(&key), &site.spec, site.who())
             .await;
         site.settle(&manager, outcome)
     }
@@ -111,6 +120,7 @@ pub fn rate_limit_check_sync(
     key: Option<&dyn Display>,
 ) -> Result<(), RateLimitExceeded> {
     let manager = current();
-    let outcome = manager.rate_check_sync(&manager.full_key(&site.key(key)), &site.spec);
+    let outcome =
+        manager.rate_check_sync(&manager.full_key(&site.key(key)), &site.spec, site.who());
     site.settle(&manager, outcome)
 }
