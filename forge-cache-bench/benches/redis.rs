@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// A ~200-byte JSON value.
 #[derive(Clone, Debug, Serialize, Deserialize)]
