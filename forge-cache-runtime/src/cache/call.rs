@@ -338,16 +338,20 @@ where
     let manager = current();
     let mut miss = match before::<P::Stored>(site, &manager, call).await {
         Before::Serve(v) => return P::from_stored(v),
-        Before::Uncached => return run.await,
-        Before::Compute(miss) => miss,
+        Before::Uncached => None,
+        Before::Compute(miss) => Some(miss),
     };
+    // One `.await` of the body, whatever happens around it: each one adds
+    // code per function.
     let started = Instant::now();
     let out = run.await;
-    match after::<P, R>(site, &manager, &mut miss, &out, started.elapsed()).await {
-        Some(v) => P::from_stored(v),
-        // Until `miss` drops, callers of the same key get the published value.
-        None => out,
+    if let Some(miss) = &mut miss {
+        if let Some(v) = after::<P, R>(site, &manager, miss, &out, started.elapsed()).await {
+            return P::from_stored(v);
+        }
     }
+    // Until `miss` drops, callers of the same key get the published value.
+    out
 }
 
 /// Reads the key; on a miss joins the flight (or claims the refresh) and
