@@ -48,6 +48,15 @@ async fn pattern_invalidation_scans_every_primary() {
     for i in 0..300 {
         m.set_bytes(&format!("keep:{i}"), b"1", MIN).await.unwrap();
     }
+    // The keys cover most of the 16384 slots, not a few.
+    let slots: std::collections::HashSet<u16> = (0..10_000)
+        .map(|i| common::key_slot(&format!("user:{i}:profile")))
+        .collect();
+    assert!(slots.len() > 8_000, "{} slots", slots.len());
+    assert_eq!(
+        cluster.slot_of("user:9999:profile"),
+        common::key_slot("user:9999:profile")
+    );
     let before = dbsize_per_primary(&cluster);
     assert_eq!(before.len(), 3);
     assert!(
@@ -316,21 +325,7 @@ async fn failover_keeps_answering_and_the_manager_recovers() {
     let killed_at = Instant::now();
     cluster.kill_node(victim);
     // A replica takes over (cluster-node-timeout is 1 s in the harness).
-    let promoted = tokio::task::block_in_place(|| {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let primaries = (0..cluster.len())
-                .filter(|&i| cluster.is_primary(i))
-                .count();
-            if primaries == 3 && cluster.wait_ready(Duration::ZERO) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
+    let promoted = tokio::task::block_in_place(|| cluster.wait_primaries(3, SETTLE));
     assert!(promoted, "no replica took over the killed primary");
 
     // Within a bound, plain set/get succeed again for keys on every primary.

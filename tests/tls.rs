@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use forge_cache::{CacheManager, RedisSettings};
-use forge_cache_testkit::{RedisServer, TestCerts};
+use forge_cache_testkit::{RedisCluster, RedisServer, TestCerts};
 
 fn manager(
     url: String,
@@ -89,4 +89,54 @@ fn tls_settings_come_from_the_environment() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("REDIS_TLS_CA_FILE"));
+}
+
+/// `rediss+cluster://` with `REDIS_TLS_CA_FILE`: the CA reaches the cluster
+/// client, which uses it for every node it learns from the cluster too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_cluster_with_the_right_ca_works_async_and_sync() {
+    let certs = TestCerts::generate();
+    let cluster = RedisCluster::start_tls(3, &certs);
+    let ca = certs.ca().display().to_string();
+    let url = cluster.tls_url();
+    let settings = RedisSettings::from_lookup(|k| match k {
+        "REDIS_CONNECTION_URL" => Some(url.clone()),
+        "REDIS_TLS_CA_FILE" => Some(ca.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let m = CacheManager::new(settings).unwrap();
+    // Keys on every primary.
+    for i in 0..30 {
+        m.set(&format!("k{i}"), &i, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    for i in 0..30 {
+        assert_eq!(m.get::<i32>(&format!("k{i}")).await.unwrap(), Some(i));
+    }
+    assert_eq!(m.memory_info().await.unwrap().nodes.len(), 3);
+    let m2 = m.clone();
+    let got = tokio::task::spawn_blocking(move || m2.get_sync::<i32>("k7").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got, Some(7));
+    assert_eq!(m.delete_pattern("k*").await.unwrap(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_cluster_verifies_by_default_and_the_insecure_opt_out_applies() {
+    let certs = TestCerts::generate();
+    let cluster = RedisCluster::start_tls(3, &certs);
+    let strict = manager(cluster.tls_url(), |b| b);
+    assert!(strict.ping().await.is_err());
+    assert!(!tokio::task::block_in_place(
+        || strict.test_connection_sync()
+    ));
+    let insecure = manager(cluster.tls_url(), |b| b.tls_insecure(true));
+    assert!(insecure.ping().await.is_ok());
+    insecure
+        .set("k", &1, Duration::from_secs(60))
+        .await
+        .unwrap();
 }

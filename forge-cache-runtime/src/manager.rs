@@ -83,11 +83,9 @@ impl CacheManager {
             Target::Redis(info) => {
                 Backend::Redis(Arc::new(RedisBackend::new((**info).clone(), &settings)?))
             }
-            Target::Cluster(nodes) => Backend::Cluster(Arc::new(ClusterBackend::new(
-                nodes.clone(),
-                settings.socket_timeout,
-                settings.pool_size,
-            )?)),
+            Target::Cluster(nodes) => {
+                Backend::Cluster(Arc::new(ClusterBackend::new(nodes.clone(), &settings)?))
+            }
         };
         Ok(Self::with_backend(backend, settings))
     }

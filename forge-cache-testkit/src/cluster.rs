@@ -23,6 +23,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// ```
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// Each node's TLS port, for a cluster from [`start_tls`](Self::start_tls).
+    tls_ports: Vec<u16>,
 }
 
 impl RedisCluster {
@@ -32,11 +34,62 @@ impl RedisCluster {
     ///
     /// Panics with the reason when the cluster cannot be created.
     pub fn start(primaries: usize, replicas_per_primary: usize) -> Self {
+        let nodes = (0..primaries * (1 + replicas_per_primary))
+            .map(|_| start_node(&[]))
+            .collect();
+        Self::create(nodes, Vec::new(), primaries, replicas_per_primary)
+    }
+
+    /// Starts a cluster of `primaries` primaries whose nodes also listen with
+    /// TLS (certificates from `certs`, clients not asked for one) and talk
+    /// TLS to each other on the cluster bus (`tls-cluster yes`). A TLS client
+    /// learns the nodes' TLS ports from the cluster; the plain ports stay
+    /// open for [`cli`](Self::cli) and readiness checks.
+    ///
+    /// ```no_run
+    /// use forge_cache_testkit::{RedisCluster, TestCerts};
+    /// let certs = TestCerts::generate();
+    /// let cluster = RedisCluster::start_tls(3, &certs);
+    /// assert!(cluster.tls_url().starts_with("rediss+cluster://127.0.0.1:"));
+    /// ```
+    pub fn start_tls(primaries: usize, certs: &crate::TestCerts) -> Self {
+        let mut nodes = Vec::new();
+        let mut tls_ports = Vec::new();
+        for _ in 0..primaries {
+            let tls_port = free_port();
+            let mut args = certs.server_args(tls_port);
+            args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+            nodes.push(start_node(
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            ));
+            tls_ports.push(tls_port);
+        }
+        Self::create(nodes, tls_ports, primaries, 0)
+    }
+
+    /// `rediss+cluster://127.0.0.1:<tls port>,...` for a cluster from
+    /// [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> String {
+        assert!(
+            !self.tls_ports.is_empty(),
+            "tls_url needs RedisCluster::start_tls"
+        );
+        let nodes: Vec<String> = self
+            .tls_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("rediss+cluster://{}", nodes.join(","))
+    }
+
+    fn create(
+        nodes: Vec<RedisServer>,
+        tls_ports: Vec<u16>,
+        primaries: usize,
+        replicas_per_primary: usize,
+    ) -> Self {
         assert!(primaries >= 3, "a Redis Cluster needs at least 3 primaries");
-        let total = primaries * (1 + replicas_per_primary);
-        let cluster = RedisCluster {
-            nodes: (0..total).map(|_| start_node()).collect(),
-        };
+        let cluster = RedisCluster { nodes, tls_ports };
         let addrs: Vec<String> = cluster
             .nodes
             .iter()
@@ -194,16 +247,35 @@ impl RedisCluster {
     /// both `ASK` (keys half moved) and `MOVED` (after the hand-over)
     /// redirections. Returns how many keys were moved.
     pub fn migrate_slot(&self, slot: u16, to: usize) -> usize {
+        let from = self.begin_migration(slot, to);
+        let moved = self.migrate_keys(slot, from, to, usize::MAX);
+        self.finish_migration(slot, to);
+        moved
+    }
+
+    /// The first step of [`migrate_slot`](Self::migrate_slot): marks `slot`
+    /// importing on `to` and migrating on its owner, which it returns. From
+    /// here until [`finish_migration`](Self::finish_migration) the owner
+    /// answers `ASK` for keys it no longer (or never) had.
+    pub fn begin_migration(&self, slot: u16, to: usize) -> usize {
         let from = self.owner_of(slot);
         assert_ne!(from, to, "slot {slot} already lives on node {to}");
         let slot_s = slot.to_string();
         let (from_id, to_id) = (self.node_id(from), self.node_id(to));
-        let ok = |out: String| assert_eq!(out, "OK", "cluster setup command failed");
         ok(self.cli(to, &["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &from_id]));
         ok(self.cli(from, &["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &to_id]));
+        from
+    }
+
+    /// Moves at most `max` keys of `slot` from node `from` to node `to`, one
+    /// `MIGRATE` each, during a migration begun with
+    /// [`begin_migration`](Self::begin_migration). Returns how many it moved
+    /// (fewer than `max` once the slot is empty on `from`).
+    pub fn migrate_keys(&self, slot: u16, from: usize, to: usize, max: usize) -> usize {
+        let slot_s = slot.to_string();
         let to_port = self.port(to).to_string();
         let mut moved = 0;
-        loop {
+        while moved < max {
             let keys = self.cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot_s, "1"]);
             let Some(key) = keys.lines().next().filter(|k| !k.is_empty()) else {
                 break;
@@ -224,10 +296,33 @@ impl RedisCluster {
             assert!(out == "OK" || out == "NOKEY", "MIGRATE failed: {out}");
             moved += 1;
         }
+        moved
+    }
+
+    /// The last step of [`migrate_slot`](Self::migrate_slot): assigns `slot`
+    /// to `to` on every primary (clients now get `MOVED`).
+    pub fn finish_migration(&self, slot: u16, to: usize) {
+        let (slot_s, to_id) = (slot.to_string(), self.node_id(to));
         for i in (0..self.nodes.len()).filter(|&i| self.is_primary(i)) {
             ok(self.cli(i, &["CLUSTER", "SETSLOT", &slot_s, "NODE", &to_id]));
         }
-        moved
+    }
+
+    /// Waits until `count` running nodes are primaries and the cluster is
+    /// ready (see [`wait_ready`](Self::wait_ready)), e.g. until a replica
+    /// has taken over a killed primary; false after `within`.
+    pub fn wait_primaries(&self, count: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let primaries = (0..self.len()).filter(|&i| self.is_primary(i)).count();
+            if primaries == count && self.wait_ready(Duration::ZERO) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits until every running node reports `cluster_state:ok` and every
@@ -283,13 +378,18 @@ impl RedisCluster {
     }
 }
 
+/// Checks the reply of a cluster setup command.
+fn ok(out: String) {
+    assert_eq!(out, "OK", "cluster setup command failed");
+}
+
 /// Starts one cluster-enabled node, with its cluster bus on a second free
 /// port (the default, port + 10000, may be taken or out of range).
-fn start_node() -> RedisServer {
+fn start_node(extra: &[&str]) -> RedisServer {
     let mut last_err = String::new();
     for _ in 0..5 {
         let bus = free_port().to_string();
-        match RedisServer::try_start_with(&[
+        let args = [
             "--cluster-enabled",
             "yes",
             // Relative to the node's own temporary `--dir`.
@@ -299,7 +399,8 @@ fn start_node() -> RedisServer {
             "1000",
             "--cluster-port",
             &bus,
-        ]) {
+        ];
+        match RedisServer::try_start_with(&[&args[..], extra].concat()) {
             Ok(node) => return node,
             Err(e) => last_err = e,
         }

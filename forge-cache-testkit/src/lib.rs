@@ -226,8 +226,9 @@ impl Drop for RedisServer {
     }
 }
 
-/// A throwaway CA and a server certificate for `localhost` / `127.0.0.1`,
-/// generated with the `openssl` command into a temporary directory that is
+/// A throwaway CA and a server certificate for `localhost` / `127.0.0.1`
+/// (also usable as a client certificate, which the TLS cluster bus of
+/// [`RedisCluster::start_tls`] requires), generated with the `openssl` command into a temporary directory that is
 /// removed on drop.
 pub struct TestCerts {
     dir: PathBuf,
@@ -289,7 +290,7 @@ impl TestCerts {
         .concat());
         std::fs::write(
             dir.join("ext.cnf"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
         )
         .expect("write ext.cnf");
         run(&[
@@ -339,21 +340,30 @@ impl RedisServer {
     /// using `certs` (clients are not asked for certificates). The plain
     /// port stays open for readiness checks and `cli`.
     pub fn start_tls(certs: &TestCerts) -> (Self, u16) {
-        let tls_port = free_port().to_string();
-        let (cert, key, ca) = (certs.cert(), certs.key(), certs.ca());
-        let server = Self::start_with(&[
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            cert.to_str().expect("utf-8 path"),
-            "--tls-key-file",
-            key.to_str().expect("utf-8 path"),
-            "--tls-ca-cert-file",
-            ca.to_str().expect("utf-8 path"),
-            "--tls-auth-clients",
-            "no",
-        ]);
-        (server, tls_port.parse().expect("port"))
+        let tls_port = free_port();
+        let args = certs.server_args(tls_port);
+        let server = Self::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        (server, tls_port)
+    }
+}
+
+impl TestCerts {
+    /// The `redis-server` arguments to listen with TLS on `tls_port` with
+    /// these certificates, not asking clients for one.
+    pub(crate) fn server_args(&self, tls_port: u16) -> Vec<String> {
+        let path = |p: PathBuf| p.to_str().expect("utf-8 path").to_owned();
+        vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            path(self.cert()),
+            "--tls-key-file".into(),
+            path(self.key()),
+            "--tls-ca-cert-file".into(),
+            path(self.ca()),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
     }
 }
 

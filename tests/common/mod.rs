@@ -177,3 +177,20 @@ pub async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut(
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+/// The Redis Cluster hash slot of a key without a hash tag: CRC16
+/// (XMODEM) mod 16384.
+pub fn key_slot(key: &str) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in key.as_bytes() {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc & 0x3fff
+}

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
@@ -15,6 +15,7 @@ use super::redis::{QuietErrors, scan_cmd};
 use super::{Op, Script, reply};
 use crate::error::{Error, Result};
 use crate::info::MemoryInfo;
+use crate::settings::RedisSettings;
 
 /// Attempts per command beyond the first (redirections count as one each).
 const RETRIES: u32 = 4;
@@ -106,6 +107,35 @@ async fn send(conn: &mut ClusterConnection, cmd: &Cmd, to: To) -> RedisResult<Va
         .and_then(Value::extract_error)
 }
 
+/// Applies `REDIS_TLS_CA_FILE` and `REDIS_TLS_INSECURE` to a
+/// `rediss+cluster://` client: they hold for every node, including those
+/// the client learns from the cluster.
+#[cfg(feature = "tls")]
+fn with_tls(
+    builder: ClusterClientBuilder,
+    settings: &RedisSettings,
+    tls: bool,
+) -> Result<ClusterClientBuilder> {
+    let builder = match super::redis::tls_certificates(settings, tls)? {
+        Some(certs) => builder.certs(certs),
+        None => builder,
+    };
+    Ok(if tls && settings.tls_insecure {
+        builder.tls(redis::TlsMode::Insecure)
+    } else {
+        builder
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(
+    builder: ClusterClientBuilder,
+    _settings: &RedisSettings,
+    _tls: bool,
+) -> Result<ClusterClientBuilder> {
+    Ok(builder)
+}
+
 pub(crate) struct ClusterBackend {
     client: ClusterClient,
     timeout: Duration,
@@ -148,18 +178,18 @@ impl r2d2::ManageConnection for ClusterSyncConnector {
 pub type ClusterSyncConnection = r2d2::PooledConnection<ClusterSyncConnector>;
 
 impl ClusterBackend {
-    pub(crate) fn new(
-        nodes: Vec<redis::ConnectionInfo>,
-        timeout: Duration,
-        pool_size: u32,
-    ) -> Result<Self> {
-        let client = ClusterClient::builder(nodes)
+    pub(crate) fn new(nodes: Vec<redis::ConnectionInfo>, settings: &RedisSettings) -> Result<Self> {
+        let (timeout, pool_size) = (settings.socket_timeout, settings.pool_size);
+        let tls = nodes
+            .first()
+            .is_some_and(|n| matches!(n.addr(), redis::ConnectionAddr::TcpTls { .. }));
+        let builder = ClusterClient::builder(nodes)
             .connection_timeout(timeout)
             .response_timeout(timeout)
             .retries(RETRIES)
             .min_retry_wait(RETRY_WAIT_MS.0)
-            .max_retry_wait(RETRY_WAIT_MS.1)
-            .build()?;
+            .max_retry_wait(RETRY_WAIT_MS.1);
+        let client = with_tls(builder, settings, tls)?.build()?;
         Ok(ClusterBackend {
             client,
             timeout,
@@ -373,7 +403,11 @@ mod tests {
     fn backend(cluster: &RedisCluster) -> Backend {
         let nodes = parse_cluster_url(&cluster.url()).unwrap();
         Backend::Cluster(Arc::new(
-            ClusterBackend::new(nodes, Duration::from_secs(5), 4).unwrap(),
+            ClusterBackend::new(
+                nodes,
+                &RedisSettings::builder().url(cluster.url()).build().unwrap(),
+            )
+            .unwrap(),
         ))
     }
 

@@ -23,23 +23,34 @@ fn client(info: redis::ConnectionInfo, settings: &RedisSettings) -> Result<redis
         }
         _ => info,
     };
-    match &settings.tls_ca_file {
-        Some(path) if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) => {
-            let pem = std::fs::read(path).map_err(|_| {
-                Error::config(
-                    "REDIS_TLS_CA_FILE",
-                    path.display().to_string(),
-                    "the path of a readable PEM file",
-                )
-            })?;
-            let certs = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem),
-            };
-            Ok(redis::Client::build_with_tls(info, certs)?)
-        }
-        _ => Ok(redis::Client::open(info)?),
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    match tls_certificates(settings, tls)? {
+        Some(certs) => Ok(redis::Client::build_with_tls(info, certs)?),
+        None => Ok(redis::Client::open(info)?),
     }
+}
+
+/// The CA of `REDIS_TLS_CA_FILE` as redis-rs takes it, when set and the
+/// target uses TLS; shared by the single-server and the cluster client.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_certificates(
+    settings: &RedisSettings,
+    tls: bool,
+) -> Result<Option<redis::TlsCertificates>> {
+    let Some(path) = settings.tls_ca_file.as_ref().filter(|_| tls) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|_| {
+        Error::config(
+            "REDIS_TLS_CA_FILE",
+            path.display().to_string(),
+            "the path of a readable PEM file",
+        )
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
 }
 
 #[cfg(not(feature = "tls"))]

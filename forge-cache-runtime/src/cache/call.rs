@@ -16,6 +16,7 @@ use crate::backend::{Op, reply};
 use crate::error::{Error, Result};
 use crate::global::current;
 use crate::key::{hex_digest, join_key};
+use crate::lock::{LockGuard, SyncLockGuard};
 use crate::manager::CacheManager;
 
 /// What a read found.
@@ -305,6 +306,37 @@ fn lock_failed(site: &'static CacheSite, e: &Error) {
         "cache lock not taken; computing without it");
 }
 
+/// A miss this call computes, and what it must do once the function ran.
+struct Miss<'a, S, G> {
+    key: String,
+    /// Whether the read reached the backend (a failed one stores nothing).
+    backend_ok: bool,
+    /// The value being refreshed (`stale_ttl`, `early_refresh`), with the
+    /// milliseconds its computation took.
+    stale: Option<(S, u64)>,
+    /// The refresh marker this call claimed.
+    marker: Option<String>,
+    role: Role<'a>,
+    /// The cross-process lock (`lock = true`).
+    guard: Option<G>,
+}
+
+/// What happens before the function runs.
+enum Before<'a, S, G> {
+    /// Answer with this value; the function does not run.
+    Serve(S),
+    /// Run the function, then [`after`] / [`after_sync`].
+    Compute(Miss<'a, S, G>),
+    /// Run the function uncached (no key: an argument did not serialize).
+    Uncached,
+}
+
+// The work is split so that only a thin shell is generic over the
+// function's body (`F`, a different type for every cached function):
+// `before*` is generic over the stored type alone and `after*` over the
+// return type, so their code is shared by every function with the same
+// types instead of being compiled again for each function.
+
 /// The body of an async `#[cache_result]` function: serve `call`'s value
 /// from the cache, or run `run` and store its cacheable result.
 ///
@@ -318,16 +350,41 @@ where
     F: Future<Output = R>,
 {
     let manager = current();
-    let Some(key) = call_key(site, &manager, call) else {
-        return run.await;
+    let mut miss = match before::<P::Stored>(site, &manager, call).await {
+        Before::Serve(v) => return P::from_stored(v),
+        Before::Uncached => None,
+        Before::Compute(miss) => Some(miss),
+    };
+    // One `.await` of the body, whatever happens around it: each one adds
+    // code per function.
+    let started = Instant::now();
+    let out = run.await;
+    if let Some(miss) = &mut miss {
+        if let Some(v) = after::<P, R>(site, &manager, miss, &out, started.elapsed()).await {
+            return P::from_stored(v);
+        }
+    }
+    // Until `miss` drops, callers of the same key get the published value.
+    out
+}
+
+/// Reads the key; on a miss joins the flight (or claims the refresh) and
+/// takes the lock, as [`cached`] describes.
+async fn before<'a, S: DeserializeOwned>(
+    site: &'static CacheSite,
+    manager: &'a CacheManager,
+    call: CallKey,
+) -> Before<'a, S, LockGuard> {
+    let Some(key) = call_key(site, manager, call) else {
+        return Before::Uncached;
     };
     let reply = if site.refreshes() {
         manager.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
     } else {
         manager.exec(Op::Get(&key)).await
     };
-    let (backend_ok, mut stale) = match read::<P::Stored>(site, &manager, reply) {
-        Read::Hit(v) => return P::from_stored(v),
+    let (backend_ok, mut stale) = match read::<S>(site, manager, reply) {
+        Read::Hit(v) => return Before::Serve(v),
         Read::Refresh(v, d) => (true, Some((v, d))),
         Read::Miss => (true, None),
         Read::Failed => (false, None),
@@ -336,12 +393,12 @@ where
     let mut role = if let Some((v, took_ms)) = stale.take() {
         // One refresher; everyone else keeps serving the current value.
         let Join::Lead(leader) = manager.inner.flights.join(&key) else {
-            return P::from_stored(v);
+            return Before::Serve(v);
         };
         let m = marker_key(&key);
-        let ttl = marker_ttl(site, &manager, took_ms);
+        let ttl = marker_ttl(site, manager, took_ms);
         if !claimed(manager.exec(Op::SetNx(&m, b"1", ttl)).await) {
-            return P::from_stored(v);
+            return Before::Serve(v);
         }
         marker = Some(m);
         stale = Some((v, took_ms));
@@ -351,7 +408,7 @@ where
             match manager.inner.flights.join(&key) {
                 Join::Lead(leader) => break Role::Lead(leader),
                 Join::Wait(flight) => match waited(site, flight.wait().await) {
-                    Waited::Value(v) => return P::from_stored(v),
+                    Waited::Value(v) => return Before::Serve(v),
                     Waited::Alone => break Role::Alone,
                     Waited::Retry => {}
                 },
@@ -371,38 +428,51 @@ where
                 let filled = filled_meanwhile(site, leader, manager.exec(Op::Get(&key)).await);
                 if let Some(v) = filled {
                     let _ = g.release().await;
-                    return P::from_stored(v);
+                    return Before::Serve(v);
                 }
                 guard = Some(g);
             }
             Err(e) => lock_failed(site, &e),
         }
     }
-    let started = Instant::now();
-    let out = run.await;
-    let took = started.elapsed();
+    Before::Compute(Miss {
+        key,
+        backend_ok,
+        stale,
+        marker,
+        role,
+        guard,
+    })
+}
+
+/// After the function ran: the stale value to serve instead of a failed
+/// refresh, or `None` once the result is published, stored and the lock
+/// released.
+async fn after<P: Policy<R>, R>(
+    site: &'static CacheSite,
+    manager: &CacheManager,
+    miss: &mut Miss<'_, P::Stored, LockGuard>,
+    out: &R,
+    took: Duration,
+) -> Option<P::Stored> {
     crate::telemetry::compute_time(site, took);
-    if let Some(v) = keep_stale::<P, R>(site, &out, &mut stale) {
-        return P::from_stored(v);
+    if let Some(v) = keep_stale::<P, R>(site, out, &mut miss.stale) {
+        return Some(v);
     }
-    if let Some(bytes) = publish::<P, R>(site, &manager, &mut role, &out, took, backend_ok) {
+    if let Some(bytes) = publish::<P, R>(site, manager, &mut miss.role, out, took, miss.backend_ok)
+    {
         let ttl = site.ttl(manager.settings().default_ttl()) + site.stale();
-        stored(
-            site,
-            &manager,
-            manager.exec(Op::Set(&key, &bytes, ttl)).await,
-        );
-        if let Some(m) = &marker {
+        let key = &miss.key;
+        stored(site, manager, manager.exec(Op::Set(key, &bytes, ttl)).await);
+        if let Some(m) = &miss.marker {
             // Refreshed: the next refresh may start as soon as it is due.
             let _ = manager.exec(Op::Del(m)).await;
         }
     }
-    if let Some(g) = guard {
+    if let Some(g) = miss.guard.take() {
         let _ = g.release().await;
     }
-    // Until here, callers of the same key get the published value.
-    drop(role);
-    out
+    None
 }
 
 /// Sync form of [`cached`], for sync functions: uses the sync client.
@@ -412,16 +482,35 @@ where
     F: FnOnce() -> R,
 {
     let manager = current();
-    let Some(key) = call_key(site, &manager, call) else {
-        return run();
+    let mut miss = match before_sync::<P::Stored>(site, &manager, call) {
+        Before::Serve(v) => return P::from_stored(v),
+        Before::Uncached => return run(),
+        Before::Compute(miss) => miss,
+    };
+    let started = Instant::now();
+    let out = run();
+    match after_sync::<P, R>(site, &manager, &mut miss, &out, started.elapsed()) {
+        Some(v) => P::from_stored(v),
+        None => out,
+    }
+}
+
+/// Sync form of [`before`].
+fn before_sync<'a, S: DeserializeOwned>(
+    site: &'static CacheSite,
+    manager: &'a CacheManager,
+    call: CallKey,
+) -> Before<'a, S, SyncLockGuard> {
+    let Some(key) = call_key(site, manager, call) else {
+        return Before::Uncached;
     };
     let reply = if site.refreshes() {
         manager.exec_sync(Op::Script(&GET_WITH_PTTL, &[&key], &[]))
     } else {
         manager.exec_sync(Op::Get(&key))
     };
-    let (backend_ok, mut stale) = match read::<P::Stored>(site, &manager, reply) {
-        Read::Hit(v) => return P::from_stored(v),
+    let (backend_ok, mut stale) = match read::<S>(site, manager, reply) {
+        Read::Hit(v) => return Before::Serve(v),
         Read::Refresh(v, d) => (true, Some((v, d))),
         Read::Miss => (true, None),
         Read::Failed => (false, None),
@@ -429,12 +518,12 @@ where
     let mut marker = None;
     let mut role = if let Some((v, took_ms)) = stale.take() {
         let Join::Lead(leader) = manager.inner.flights.join(&key) else {
-            return P::from_stored(v);
+            return Before::Serve(v);
         };
         let m = marker_key(&key);
-        let ttl = marker_ttl(site, &manager, took_ms);
+        let ttl = marker_ttl(site, manager, took_ms);
         if !claimed(manager.exec_sync(Op::SetNx(&m, b"1", ttl))) {
-            return P::from_stored(v);
+            return Before::Serve(v);
         }
         marker = Some(m);
         stale = Some((v, took_ms));
@@ -444,7 +533,7 @@ where
             match manager.inner.flights.join(&key) {
                 Join::Lead(leader) => break Role::Lead(leader),
                 Join::Wait(flight) => match waited(site, flight.wait_sync()) {
-                    Waited::Value(v) => return P::from_stored(v),
+                    Waited::Value(v) => return Before::Serve(v),
                     Waited::Alone => break Role::Alone,
                     Waited::Retry => {}
                 },
@@ -460,37 +549,51 @@ where
                 let filled = filled_meanwhile(site, leader, manager.exec_sync(Op::Get(&key)));
                 if let Some(v) = filled {
                     let _ = g.release();
-                    return P::from_stored(v);
+                    return Before::Serve(v);
                 }
                 guard = Some(g);
             }
             Err(e) => lock_failed(site, &e),
         }
     }
-    let started = Instant::now();
-    let out = run();
-    let took = started.elapsed();
+    Before::Compute(Miss {
+        key,
+        backend_ok,
+        stale,
+        marker,
+        role,
+        guard,
+    })
+}
+
+/// Sync form of [`after`].
+fn after_sync<P: Policy<R>, R>(
+    site: &'static CacheSite,
+    manager: &CacheManager,
+    miss: &mut Miss<'_, P::Stored, SyncLockGuard>,
+    out: &R,
+    took: Duration,
+) -> Option<P::Stored> {
     crate::telemetry::compute_time(site, took);
-    if let Some(v) = keep_stale::<P, R>(site, &out, &mut stale) {
-        return P::from_stored(v);
+    if let Some(v) = keep_stale::<P, R>(site, out, &mut miss.stale) {
+        return Some(v);
     }
-    if let Some(bytes) = publish::<P, R>(site, &manager, &mut role, &out, took, backend_ok) {
+    if let Some(bytes) = publish::<P, R>(site, manager, &mut miss.role, out, took, miss.backend_ok)
+    {
         let ttl = site.ttl(manager.settings().default_ttl()) + site.stale();
         stored(
             site,
-            &manager,
-            manager.exec_sync(Op::Set(&key, &bytes, ttl)),
+            manager,
+            manager.exec_sync(Op::Set(&miss.key, &bytes, ttl)),
         );
-        if let Some(m) = &marker {
-            // Refreshed: the next refresh may start as soon as it is due.
+        if let Some(m) = &miss.marker {
             let _ = manager.exec_sync(Op::Del(m));
         }
     }
-    if let Some(g) = guard {
+    if let Some(g) = miss.guard.take() {
         let _ = g.release();
     }
-    drop(role);
-    out
+    None
 }
 
 /// Removes one call's entry; returns whether there was one. Behind the
