@@ -268,6 +268,30 @@ fn lock_ttl(wait: Duration) -> Duration {
 
 /// After the cross-process lock was taken: the value another process
 /// stored meanwhile, if any (also handed to this process's waiters).
+/// The leader that should read the key once more before computing: a
+/// flight ended between its read and its joining (the ended flight's value
+/// may be stored now), the read was a plain miss (not a stale value being
+/// refreshed) and no `lock = true` re-read follows anyway. One
+/// extra `GET` on such misses only, instead of a second run of the function.
+fn reread_leader<'r, 'a>(
+    site: &'static CacheSite,
+    manager: &CacheManager,
+    role: &'r mut Role<'a>,
+    generation: u64,
+    plain_miss: bool,
+) -> Option<&'r mut Leader<'a>> {
+    match role {
+        Role::Lead(leader)
+            if plain_miss
+                && site.lock_wait().is_none()
+                && manager.inner.flights.generation() != generation =>
+        {
+            Some(leader)
+        }
+        _ => None,
+    }
+}
+
 fn filled_meanwhile<S: DeserializeOwned>(
     site: &'static CacheSite,
     leader: &mut Leader<'_>,
@@ -378,6 +402,7 @@ async fn before<'a, S: DeserializeOwned>(
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
+    let generation = manager.inner.flights.generation();
     let reply = if site.refreshes() {
         manager.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
     } else {
@@ -415,6 +440,18 @@ async fn before<'a, S: DeserializeOwned>(
             }
         }
     };
+    if let Some(leader) = reread_leader(
+        site,
+        manager,
+        &mut role,
+        generation,
+        backend_ok && stale.is_none(),
+    ) {
+        let filled = filled_meanwhile(site, leader, manager.exec(Op::Get(&key)).await);
+        if let Some(v) = filled {
+            return Before::Serve(v);
+        }
+    }
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
         let asked = Instant::now();
@@ -504,6 +541,7 @@ fn before_sync<'a, S: DeserializeOwned>(
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
+    let generation = manager.inner.flights.generation();
     let reply = if site.refreshes() {
         manager.exec_sync(Op::Script(&GET_WITH_PTTL, &[&key], &[]))
     } else {
@@ -540,6 +578,17 @@ fn before_sync<'a, S: DeserializeOwned>(
             }
         }
     };
+    if let Some(leader) = reread_leader(
+        site,
+        manager,
+        &mut role,
+        generation,
+        backend_ok && stale.is_none(),
+    ) {
+        if let Some(v) = filled_meanwhile(site, leader, manager.exec_sync(Op::Get(&key))) {
+            return Before::Serve(v);
+        }
+    }
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
         let asked = Instant::now();

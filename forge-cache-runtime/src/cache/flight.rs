@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
@@ -19,6 +20,8 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub(crate) struct Flights {
     map: Mutex<HashMap<Box<str>, Arc<Flight>>>,
+    /// Flights that ended (any key), counted when they leave the map.
+    ended: AtomicU64,
 }
 
 /// One computation in progress.
@@ -67,6 +70,13 @@ impl Flights {
             flight,
             finished: false,
         })
+    }
+
+    /// Changes whenever a flight ends. A caller that read this before a
+    /// cache miss and finds it changed when it becomes a leader may have
+    /// missed a value stored meanwhile by the flight that just ended.
+    pub(crate) fn generation(&self) -> u64 {
+        self.ended.load(Ordering::Acquire)
     }
 
     #[cfg(test)]
@@ -138,6 +148,8 @@ impl Drop for Leader<'_> {
                 .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
             {
                 map.remove(&self.key);
+                // Under the map's lock: whoever leads this key next sees it.
+                self.flights.ended.fetch_add(1, Ordering::Release);
             }
         }
         if !self.finished {
@@ -163,6 +175,26 @@ mod tests {
         assert!(matches!(flight.wait_sync(), State::Abandoned));
         assert_eq!(flights.len(), 0);
         assert!(matches!(flights.join("k"), Join::Lead(_)));
+    }
+
+    #[test]
+    fn a_late_leader_sees_that_a_flight_ended_since_its_read() {
+        let flights = Flights::default();
+        let before_read = flights.generation();
+        let Join::Lead(mut first) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        assert_eq!(flights.generation(), before_read, "nothing ended yet");
+        first.finish(Some(b"1"));
+        drop(first); // stored and gone
+        let Join::Lead(_late) = flights.join("k") else {
+            panic!("the key is free again")
+        };
+        assert_ne!(
+            flights.generation(),
+            before_read,
+            "so the late leader re-reads"
+        );
     }
 
     #[tokio::test]
