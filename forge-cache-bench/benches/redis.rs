@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use forge_cache::{CacheManager, RedisSettings, cache_result, rate_limit};
-use forge_cache_bench::{CountingAlloc, Row, Sample, allocations, measure, median, print_table};
+use forge_cache_bench::{
+    CountingAlloc, Row, Sample, allocations, measure, measure_in, median, print_table,
+};
 use forge_cache_testkit::RedisServer;
 use serde::{Deserialize, Serialize};
 
@@ -136,8 +138,14 @@ impl Bench {
         eprintln!("done: {name} x{concurrency}");
     }
 
-    async fn alone<S, SF>(&mut self, name: &str, concurrency: usize, subject: S)
-    where
+    /// Measures `subject` alone, each task inside `manager`'s scope.
+    async fn alone<S, SF>(
+        &mut self,
+        name: &str,
+        concurrency: usize,
+        manager: &CacheManager,
+        subject: S,
+    ) where
         S: Fn(usize) -> SF + Send + Sync + Clone + 'static,
         SF: Future<Output = ()> + Send,
     {
@@ -146,7 +154,8 @@ impl Bench {
         }
         let mut s: Vec<Sample> = Vec::new();
         for _ in 0..ROUNDS {
-            s.push(measure(concurrency, self.ops, subject.clone()).await);
+            let m = Some(manager.clone());
+            s.push(measure_in(m, concurrency, self.ops, subject.clone()).await);
         }
         self.rows.push(Row {
             name: name.into(),
@@ -385,13 +394,16 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
         )
         .await;
 
-        let mem = memory.clone();
-        b.alone("in-memory backend hit (#[cache_result])", conc, move |_| {
-            let mem = mem.clone();
-            async move {
-                std::hint::black_box(mem.scope(cached_product(1)).await);
-            }
-        })
+        // Each task runs in the in-memory manager's scope, as if `init` had
+        // configured it (this process's global manager is the Redis one).
+        b.alone(
+            "in-memory backend hit (#[cache_result])",
+            conc,
+            &memory,
+            |_| async {
+                std::hint::black_box(cached_product(1).await);
+            },
+        )
         .await;
     }
 

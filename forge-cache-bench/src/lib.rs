@@ -49,13 +49,29 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    measure_in(None, concurrency, ops, op).await
+}
+
+/// [`measure`], with each task running inside `manager`'s
+/// [`scope`](forge_cache::CacheManager::scope) (once per task, not per
+/// call), as if `manager` were the one `forge_cache::init` configured.
+pub async fn measure_in<F, Fut>(
+    manager: Option<forge_cache::CacheManager>,
+    concurrency: usize,
+    ops: usize,
+    op: F,
+) -> Sample
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let op = Arc::new(op);
     let per_task = ops / concurrency;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
     for t in 0..concurrency {
         let op = op.clone();
-        tasks.push(tokio::spawn(async move {
+        let task = async move {
             let mut lat = Vec::with_capacity(per_task);
             for i in 0..per_task {
                 let s = Instant::now();
@@ -63,7 +79,14 @@ where
                 lat.push(s.elapsed().as_nanos() as u64);
             }
             lat
-        }));
+        };
+        tasks.push(match &manager {
+            Some(m) => {
+                let m = m.clone();
+                tokio::spawn(async move { m.scope(task).await })
+            }
+            None => tokio::spawn(task),
+        });
     }
     let mut all = Vec::with_capacity(per_task * concurrency);
     for t in tasks {
