@@ -124,18 +124,9 @@ pub(crate) fn redact_nodes(list: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
+    use crate::settings::tests::from;
     use crate::settings::{BackendKind, RedisSettings};
-
-    fn from(pairs: &[(&str, &str)]) -> Result<RedisSettings> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        RedisSettings::from_lookup(|k| map.get(k).cloned())
-    }
 
     fn config_error(err: Error) -> (&'static str, String, &'static str) {
         match err {

@@ -12,7 +12,7 @@ use crate::secret::{Secret, redact_url};
 mod builder;
 mod parse;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use builder::RedisSettingsBuilder;
 use parse::*;

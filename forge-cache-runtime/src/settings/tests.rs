@@ -2,7 +2,8 @@
 
 use super::*;
 
-fn from(pairs: &[(&str, &str)]) -> Result<RedisSettings> {
+/// Settings from `pairs` as if they were the environment.
+pub(crate) fn from(pairs: &[(&str, &str)]) -> Result<RedisSettings> {
     let map: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
