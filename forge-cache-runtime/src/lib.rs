@@ -29,8 +29,7 @@ mod session;
 mod settings;
 mod telemetry;
 
-pub use backend::cluster::{ClusterSyncConnection, ClusterSyncConnector};
-pub use backend::redis::{SyncConnection, SyncConnector};
+pub use backend::pool::{ClusterSyncConnection, PooledConnection, SyncConnection};
 pub use cache::{CacheCounters, CacheStats};
 pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};

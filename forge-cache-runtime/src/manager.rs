@@ -10,7 +10,8 @@ use ::redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::cluster::{ClusterBackend, ClusterSyncConnection};
+use crate::backend::cluster::ClusterBackend;
+use crate::backend::pool::ClusterSyncConnection;
 use crate::backend::memory::MemoryStore;
 use crate::backend::redis::RedisBackend;
 use crate::backend::{Backend, Op, reply};
@@ -381,7 +382,7 @@ impl CacheManager {
         match &self.inner.backend {
             Backend::Cluster(c) => c.memory_info().await,
             Backend::Redis(r) => {
-                let mut conn = r.conn()?;
+                let mut conn = r.conn().await?;
                 let text: String = ::redis::cmd("INFO")
                     .arg("memory")
                     .query_async(&mut conn)
@@ -414,20 +415,26 @@ impl CacheManager {
         }
     }
 
-    /// The raw async Redis connection (multiplexed, reconnecting) for
-    /// commands forge-cache does not wrap. The guide's `get_async_client`.
-    /// Errors with [`Error::Unsupported`] on the in-memory backend and on a
-    /// Redis Cluster (use [`redis_cluster_async`](Self::redis_cluster_async)).
+    /// The manager's async Redis connection (multiplexed) for commands
+    /// forge-cache does not wrap. The guide's `get_async_client`.
+    ///
+    /// It works from any Tokio runtime, including one created after the
+    /// connection: it lives on a runtime that outlives the call that opened
+    /// it (see docs/reliability.md). It does not reconnect by itself: after
+    /// an I/O error, call `redis_async` again to get the manager's new
+    /// connection. Errors with [`Error::Unsupported`]
+    /// on the in-memory backend and on a Redis Cluster (use
+    /// [`redis_cluster_async`](Self::redis_cluster_async)).
     ///
     /// ```no_run
     /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
-    /// let mut conn = cache.redis_async()?;
+    /// let mut conn = cache.redis_async().await?;
     /// let n: i64 = redis::cmd("INCR").arg("visits").query_async(&mut conn).await?;
     /// # Ok(()) }
     /// ```
-    pub fn redis_async(&self) -> Result<::redis::aio::ConnectionManager> {
+    pub async fn redis_async(&self) -> Result<::redis::aio::MultiplexedConnection> {
         match &self.inner.backend {
-            Backend::Redis(r) => r.conn(),
+            Backend::Redis(r) => r.conn().await,
             Backend::Cluster(_) => Err(Error::Unsupported(
                 "a single-server connection on a Redis Cluster (use redis_cluster_async)",
             )),
@@ -438,19 +445,20 @@ impl CacheManager {
     }
 
     /// The raw async Redis Cluster connection for commands forge-cache does
-    /// not wrap: it routes each command by its key's slot and follows
-    /// `MOVED`/`ASK`. Errors with [`Error::Unsupported`] unless the manager
-    /// is on a cluster.
+    /// not wrap: it routes each command by its key's slot, follows
+    /// `MOVED`/`ASK` and reconnects to nodes by itself, and it works from
+    /// any Tokio runtime. Errors
+    /// with [`Error::Unsupported`] unless the manager is on a cluster.
     ///
     /// ```no_run
     /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
-    /// let mut conn = cache.redis_cluster_async()?;
+    /// let mut conn = cache.redis_cluster_async().await?;
     /// let n: i64 = redis::cmd("INCR").arg("visits").query_async(&mut conn).await?;
     /// # Ok(()) }
     /// ```
-    pub fn redis_cluster_async(&self) -> Result<::redis::cluster_async::ClusterConnection> {
+    pub async fn redis_cluster_async(&self) -> Result<::redis::cluster_async::ClusterConnection> {
         match &self.inner.backend {
-            Backend::Cluster(c) => c.conn(),
+            Backend::Cluster(c) => c.conn().await,
             _ => Err(Error::Unsupported(
                 "a Redis Cluster connection (this manager is not on a cluster)",
             )),
@@ -476,7 +484,14 @@ impl CacheManager {
 
     /// A raw sync Redis connection from the pool. The guide's
     /// `get_sync_client`.
-    pub fn redis_sync(&self) -> Result<crate::backend::redis::SyncConnection> {
+    ///
+    /// ```no_run
+    /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
+    /// let mut conn = cache.redis_sync()?;
+    /// let n: i64 = redis::cmd("INCR").arg("visits").query(&mut *conn)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_sync(&self) -> Result<crate::backend::pool::SyncConnection> {
         match &self.inner.backend {
             Backend::Redis(r) => r.sync_conn(),
             Backend::Cluster(_) => Err(Error::Unsupported(

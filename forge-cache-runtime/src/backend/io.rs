@@ -1,0 +1,127 @@
+//! Where connections live: their *home* runtime.
+//!
+//! redis-rs spawns the task that drives a multiplexed connection (and, for
+//! a cluster, the task that routes and reconnects) on whatever runtime is
+//! current when the connection opens, and the connection dies with that
+//! runtime. Programs build short-lived runtimes all the time (a test binary
+//! with several `#[tokio::test]`s, a CLI building one runtime per job), so
+//! a connection must not depend on the runtime of the call that happened
+//! to open it. Callers on any runtime, or on none, reach a connection
+//! through channels; only its home must stay alive and be driven.
+//!
+//! - Opened from a multi-thread runtime, a connection lives there, since
+//!   that runtime's workers drive it without a thread hop per command (the
+//!   fast path of a server). A [`Watch`] notices when that runtime shuts
+//!   down, and the next call opens a new connection.
+//! - Otherwise (a current-thread runtime, which is driven only while its
+//!   thread is inside `block_on`, or no runtime at all), the connection
+//!   lives on forge-cache's own I/O runtime: one background thread that
+//!   runs for the life of the process.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::oneshot;
+
+static IO: OnceLock<Option<Handle>> = OnceLock::new();
+
+/// The I/O runtime's handle, starting its thread on first use; `None` if
+/// the thread or its runtime could not start (resource exhaustion).
+fn io_runtime() -> Option<&'static Handle> {
+    IO.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let started = std::thread::Builder::new()
+            .name("forge-cache-io".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match rt {
+                    Ok(rt) => {
+                        let _ = tx.send(Some(rt.handle().clone()));
+                        // Runs for the life of the process: the thread parks
+                        // here, driving connection tasks, timers and sockets.
+                        rt.block_on(std::future::pending::<()>());
+                    }
+                    Err(_) => {
+                        let _ = tx.send(None);
+                    }
+                }
+            });
+        started.ok().and_then(|_| rx.recv().ok().flatten())
+    })
+    .as_ref()
+}
+
+/// The runtime a new connection will live on.
+pub(crate) struct Home {
+    pub(crate) handle: Handle,
+    /// Whether it is the caller's runtime (which may shut down) rather
+    /// than the I/O runtime.
+    borrowed: bool,
+}
+
+/// The home for a connection opened now; `None` only when there is no
+/// runtime at all and the I/O runtime could not start.
+pub(crate) fn home() -> Option<Home> {
+    if let Ok(h) = Handle::try_current() {
+        if matches!(h.runtime_flavor(), RuntimeFlavor::MultiThread) {
+            return Some(Home {
+                handle: h,
+                borrowed: true,
+            });
+        }
+    }
+    match io_runtime() {
+        Some(h) => Some(Home {
+            handle: h.clone(),
+            borrowed: false,
+        }),
+        None => Handle::try_current().ok().map(|handle| Home {
+            handle,
+            borrowed: true,
+        }),
+    }
+}
+
+impl Home {
+    /// Starts watching this home for the connection just opened on it.
+    pub(crate) fn watch(&self) -> Watch {
+        let alive = Arc::new(AtomicBool::new(true));
+        if !self.borrowed {
+            return Watch { alive, _done: None };
+        }
+        // A task that ends when the watch is dropped, or is dropped itself
+        // (clearing `alive`) when its runtime shuts down.
+        struct Clear(Arc<AtomicBool>);
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let (done, until) = oneshot::channel::<()>();
+        let clear = Clear(alive.clone());
+        self.handle.spawn(async move {
+            let _clear = clear;
+            let _ = until.await;
+        });
+        Watch {
+            alive,
+            _done: Some(done),
+        }
+    }
+}
+
+/// Tells whether a connection's home runtime still runs.
+pub(crate) struct Watch {
+    alive: Arc<AtomicBool>,
+    _done: Option<oneshot::Sender<()>>,
+}
+
+impl Watch {
+    #[inline]
+    pub(crate) fn alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+}
