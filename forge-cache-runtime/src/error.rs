@@ -44,8 +44,10 @@ pub enum Error {
     /// `init` was called a second time, or after the first lazy use.
     #[error("forge-cache is already initialized; init may be called once, before first use")]
     AlreadyInitialized,
-    /// The backend is disabled because its configuration was invalid.
-    #[error("backend disabled: {0}")]
+    /// The process-wide manager is disabled because the environment holds
+    /// an invalid setting; the text names the setting, its value (redacted
+    /// where it could hold a password) and what is accepted.
+    #[error("forge-cache is disabled by an invalid configuration: {0}")]
     Disabled(String),
     /// A value could not be turned into JSON.
     #[error("could not encode value as JSON: {0}")]

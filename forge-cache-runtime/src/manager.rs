@@ -118,7 +118,26 @@ impl CacheManager {
 
     /// Which backend this manager talks to.
     pub fn backend_kind(&self) -> BackendKind {
-        self.inner.settings.backend_kind()
+        match &self.inner.backend {
+            Backend::Disabled(_) => BackendKind::Disabled,
+            _ => self.inner.settings.backend_kind(),
+        }
+    }
+
+    /// Why this manager is disabled, if it is: the process-wide manager,
+    /// configured from an environment with an invalid setting, names the
+    /// setting, its value and what is accepted. Every operation then fails
+    /// with [`Error::Disabled`] carrying the same text.
+    ///
+    /// ```
+    /// let cache = forge_cache_runtime::CacheManager::new(Default::default()).unwrap();
+    /// assert_eq!(cache.disabled_reason(), None);
+    /// ```
+    pub fn disabled_reason(&self) -> Option<&str> {
+        match &self.inner.backend {
+            Backend::Disabled(why) => Some(why),
+            _ => None,
+        }
     }
 
     /// Whether the circuit breaker is open (the backend is being skipped).
@@ -166,6 +185,9 @@ impl CacheManager {
     pub(crate) fn record<T>(&self, r: &Result<T>) {
         match r {
             Ok(_) => self.inner.breaker.success(),
+            // A disabled manager stays disabled; its error names the
+            // setting, which an open breaker's error would hide.
+            Err(Error::Disabled(_)) => {}
             Err(e) if e.is_outage() => self.inner.breaker.failure(),
             Err(_) => {}
         }

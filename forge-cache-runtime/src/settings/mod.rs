@@ -29,6 +29,10 @@ pub enum BackendKind {
     /// A Redis Cluster (`redis+cluster://`, `rediss+cluster://` or
     /// `REDIS_CLUSTER_NODES`).
     Cluster,
+    /// None: the process-wide manager found an invalid setting in the
+    /// environment, so caching and rate limiting are off (see
+    /// [`CacheManager::disabled_reason`](crate::CacheManager::disabled_reason)).
+    Disabled,
 }
 
 impl fmt::Display for BackendKind {
@@ -37,6 +41,7 @@ impl fmt::Display for BackendKind {
             BackendKind::Memory => "memory",
             BackendKind::Redis => "redis",
             BackendKind::Cluster => "cluster",
+            BackendKind::Disabled => "disabled",
         })
     }
 }
