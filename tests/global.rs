@@ -59,9 +59,15 @@ fn invalid_environment_disables_the_cache_instead_of_panicking() {
 
 #[test]
 fn a_bad_setting_without_init_is_reported_on_stderr_without_a_subscriber() {
-    let out = run_child("child_invalid_environment_is_disabled", &[("REDIS_PORT", "abc")]);
+    let out = run_child(
+        "child_invalid_environment_is_disabled",
+        &[("REDIS_PORT", "abc")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<_> = stderr.lines().filter(|l| l.starts_with("forge-cache:")).collect();
+    let lines: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("forge-cache:"))
+        .collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
     assert!(lines[0].contains("OFF"), "{}", lines[0]);
     assert!(lines[0].contains(r#"REDIS_PORT="abc""#), "{}", lines[0]);

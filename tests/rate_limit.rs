@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Env, eventually};
-use forge_cache::{
-    Algorithm, CacheManager, Decision, OnError, RateLimit, RateSite, rate_limit_check,
-    rate_limit_check_sync,
-};
+// The per-site check that `#[rate_limit]` expands to, tested directly.
+use forge_cache::__private::{RateSite, rate_limit_check, rate_limit_check_sync};
+use forge_cache::{Algorithm, CacheManager, Decision, OnError, RateLimit};
 
 const ALGORITHMS: [Algorithm; 3] = [
     Algorithm::FixedWindow,

@@ -64,9 +64,16 @@ fn a_dropped_runtime_does_not_turn_caching_or_limiting_off(env: Env) {
             admitted += usize::from(limited().await.is_ok());
         }));
         drop(rt);
-        assert!(!env.manager.breaker_open(), "breaker opened after runtime {i}");
+        assert!(
+            !env.manager.breaker_open(),
+            "breaker opened after runtime {i}"
+        );
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the body ran more than once");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the body ran more than once"
+    );
     assert_eq!(admitted, 3, "the limit failed open");
 }
 
@@ -103,7 +110,11 @@ fn runtimes_alive_at_the_same_time_share_one_working_manager(env: Env) {
             admitted.fetch_add(1, Ordering::SeqCst);
         }
     }));
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the body ran more than once");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the body ran more than once"
+    );
     assert_eq!(admitted.load(Ordering::SeqCst), 3, "the limit failed open");
 }
 
@@ -192,7 +203,12 @@ mod cluster {
 fn the_second_tokio_test_of_a_binary_still_caches() {
     let server = forge_cache_testkit::RedisServer::start();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["child_two_tokio_tests", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "child_two_tokio_tests",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("REDIS_CONNECTION_URL", server.url())
         .output()
         .unwrap();
@@ -224,6 +240,10 @@ fn child_two_tokio_tests() {
         });
         drop(rt);
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the second test ran uncached");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the second test ran uncached"
+    );
     assert_eq!(admitted, 3, "the limit failed open in the second test");
 }

@@ -7,6 +7,10 @@ use std::time::Duration;
 /// Errors never contain a password: connection URLs are redacted before they
 /// are stored in an error, and Redis errors are carried as the server's reply.
 ///
+/// An error's message does not repeat its [`source`](std::error::Error::source),
+/// so a report that walks the chain (anyhow's `{:#}`, `tracing-error`, or a
+/// loop over `source()`) prints each cause once.
+///
 /// ```
 /// use forge_cache_runtime::{Error, RedisSettings};
 ///
@@ -31,8 +35,9 @@ pub enum Error {
         /// What is accepted.
         expected: &'static str,
     },
-    /// The backend answered with an error or could not be reached.
-    #[error("redis error: {0}")]
+    /// The backend answered with an error or could not be reached; the
+    /// source is redis-rs's error.
+    #[error("redis error")]
     Redis(#[from] redis::RedisError),
     /// An operation did not finish within its bound.
     #[error("operation timed out after {0:?}")]
@@ -49,8 +54,8 @@ pub enum Error {
     /// where it could hold a password) and what is accepted.
     #[error("forge-cache is disabled by an invalid configuration: {0}")]
     Disabled(String),
-    /// A value could not be turned into JSON.
-    #[error("could not encode value as JSON: {0}")]
+    /// A value could not be turned into JSON; the source is serde's error.
+    #[error("could not encode value as JSON")]
     Encode(#[source] serde_json::Error),
     /// A stored value could not be read back as the expected type. The
     /// message gives serde's error category and position only, never its
@@ -155,6 +160,22 @@ impl Error {
     }
 }
 
+/// Displays an error and its sources, `outer: inner: innermost`, for log
+/// lines and reports that are plain strings.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -191,6 +212,18 @@ mod tests {
         assert!(redis_error(ErrorKind::ClusterConnectionNotFound).is_outage());
         assert!(!redis_error(ErrorKind::Server(ServerErrorKind::CrossSlot)).is_outage());
         assert!(!redis_error(ErrorKind::Server(ServerErrorKind::ResponseError)).is_outage());
+    }
+
+    #[test]
+    fn a_message_does_not_repeat_its_source() {
+        use std::error::Error as _;
+        let redis = Error::Redis(RedisError::from((ErrorKind::Client, "boom")));
+        let encode = Error::Encode(serde_json::from_str::<u8>("x").unwrap_err());
+        for e in [redis, encode] {
+            let source = e.source().expect("has a source").to_string();
+            assert!(!e.to_string().contains(&source), "{e} repeats {source}");
+            assert_eq!(Chain(&e).to_string(), format!("{e}: {source}"));
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::sync::OnceLock;
 
-use crate::error::{Error, Result};
+use crate::error::{Chain, Error, Result};
 use crate::manager::CacheManager;
 use crate::settings::RedisSettings;
 
@@ -38,7 +38,7 @@ pub async fn init(settings: RedisSettings) -> Result<&'static CacheManager> {
     let manager = CacheManager::new(settings)?;
     install(manager.clone())?;
     if let Err(e) = manager.ping().await {
-        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %e,
+        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %Chain(&e),
             "backend not reachable at startup; cached calls run uncached until it answers");
     }
     Ok(global())
@@ -49,7 +49,7 @@ pub fn init_sync(settings: RedisSettings) -> Result<&'static CacheManager> {
     let manager = CacheManager::new(settings)?;
     install(manager.clone())?;
     if let Err(e) = manager.ping_sync() {
-        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %e,
+        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %Chain(&e),
             "backend not reachable at startup; cached calls run uncached until it answers");
     }
     Ok(global())
@@ -97,7 +97,7 @@ pub fn global() -> &'static CacheManager {
             eprintln!(
                 "forge-cache: caching and rate limiting are OFF (calls run uncached, rate limits follow on_error): {e}"
             );
-            tracing::error!(target: "forge_cache", error = %e,
+            tracing::error!(target: "forge_cache", error = %Chain(&e),
                 "forge-cache is not configured correctly; caching and rate limiting are disabled (fail-open)");
             CacheManager::disabled(e.to_string())
         }

@@ -37,10 +37,7 @@ pub use health::Health;
 pub use info::{MemoryInfo, NodeMemory};
 pub use lock::{LockGuard, SyncLockGuard};
 pub use manager::CacheManager;
-pub use ratelimit::{
-    Algorithm, Decision, OnError, RateLimit, RateLimitExceeded, RateSite, rate_limit_check,
-    rate_limit_check_sync,
-};
+pub use ratelimit::{Algorithm, Decision, OnError, RateLimit, RateLimitExceeded};
 pub use secret::{Secret, redact_url};
 pub use session::{DEFAULT_SESSION_TTL, SessionStore};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};

@@ -1,5 +1,5 @@
 //! The manager: one handle over a backend, with the circuit breaker, the key
-//! namespace and the guide's operations in async and sync form.
+//! namespace and the key-value operations in async and sync form.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,14 +11,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::cluster::ClusterBackend;
-use crate::backend::pool::ClusterSyncConnection;
 use crate::backend::memory::MemoryStore;
+use crate::backend::pool::ClusterSyncConnection;
 use crate::backend::redis::RedisBackend;
 use crate::backend::{Backend, Op, reply};
 use crate::breaker::{Breaker, LogThrottle};
 use crate::cache::flight::Flights;
 use crate::codec::{decode, encode};
-use crate::error::{Error, Result};
+use crate::error::{Chain, Error, Result};
 use crate::glob;
 use crate::info::MemoryInfo;
 use crate::key::join_key;
@@ -28,7 +28,7 @@ use crate::settings::{BackendKind, RedisSettings, Target};
 ///
 /// Most programs configure one with [`init`](crate::init) at startup and
 /// never touch it again: the attribute macros find it on their own. Use it
-/// directly for the guide's manual operations.
+/// directly for manual operations: get, set, delete, patterns, locks.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
@@ -54,7 +54,7 @@ pub(crate) struct Inner {
     peak_bytes: AtomicUsize,
     /// In-flight misses of `#[cache_result]` calls (single-flight).
     pub(crate) flights: Flights,
-    /// Locks taken with the guide-shaped `acquire_lock`, by name.
+    /// Locks taken with the name-only `acquire_lock`, by name.
     pub(crate) held_locks: crate::lock::HeldLocks,
 }
 
@@ -197,7 +197,7 @@ impl CacheManager {
     /// lines suppressed meanwhile), so an outage does not flood the logs.
     pub(crate) fn warn_failure(&self, what: &str, err: &Error) {
         if let Some(suppressed) = self.inner.log.permit() {
-            tracing::warn!(target: "forge_cache", error = %err, suppressed, "{what}");
+            tracing::warn!(target: "forge_cache", error = %Chain(err), suppressed, "{what}");
         }
     }
 
@@ -205,14 +205,13 @@ impl CacheManager {
     /// function, named by its key prefix and function name.
     pub(crate) fn warn_failure_at(&self, prefix: &str, function: &str, what: &str, err: &Error) {
         if let Some(suppressed) = self.inner.log.permit() {
-            tracing::warn!(target: "forge_cache", prefix, function, error = %err, suppressed, "{what}");
+            tracing::warn!(target: "forge_cache", prefix, function, error = %Chain(err), suppressed, "{what}");
         }
     }
 
-    // ----- the guide's operations -----------------------------------------
+    // ----- key-value operations ---------------------------------------------
 
     /// Stores `value` as JSON under `key` for `ttl` (`SET key value PX ttl`).
-    /// The guide's `set_async(key, value, ex=ttl)`.
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -225,7 +224,7 @@ impl CacheManager {
             .map(drop)
     }
 
-    /// Sync form of [`set`](Self::set) (the guide's `set_sync`).
+    /// Sync form of [`set`](Self::set).
     pub fn set_sync<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -239,7 +238,6 @@ impl CacheManager {
 
     /// Reads the JSON value under `key`; `Ok(None)` when absent. A stored
     /// `0`, `""`, `[]`, `false` or `null` is a value, not a miss.
-    /// The guide's `get_async(key)`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get_bytes(key).await? {
             Some(b) => decode(&b).map(Some),
@@ -247,7 +245,7 @@ impl CacheManager {
         }
     }
 
-    /// Sync form of [`get`](Self::get) (the guide's `get_sync`).
+    /// Sync form of [`get`](Self::get).
     pub fn get_sync<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get_bytes_sync(key)? {
             Some(b) => decode(&b).map(Some),
@@ -305,12 +303,12 @@ impl CacheManager {
         Ok(v != Value::Nil)
     }
 
-    /// Deletes `key`; returns whether it existed. The guide's `delete_async`.
+    /// Deletes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         Ok(reply::<i64>(self.exec(Op::Del(&self.full_key(key))).await?)? > 0)
     }
 
-    /// Sync form of [`delete`](Self::delete) (the guide's `delete_sync`).
+    /// Sync form of [`delete`](Self::delete).
     pub fn delete_sync(&self, key: &str) -> Result<bool> {
         Ok(reply::<i64>(self.exec_sync(Op::Del(&self.full_key(key)))?)? > 0)
     }
@@ -318,7 +316,6 @@ impl CacheManager {
     /// Deletes every key matching the Redis glob `pattern` with `SCAN` and
     /// batched `UNLINK` (never `KEYS`); returns how many were deleted. Use
     /// [`glob::escape`] for literal parts that come from users.
-    /// The guide's `delete_pattern_async`.
     pub async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
         if !self.inner.breaker.allow() {
             return Err(Error::CircuitOpen);
@@ -386,19 +383,17 @@ impl CacheManager {
         Ok(start.elapsed())
     }
 
-    /// Whether the backend answers `PING`. The guide's
-    /// `async_test_connection`.
+    /// Whether the backend answers `PING`.
     pub async fn test_connection(&self) -> bool {
         self.ping().await.is_ok()
     }
 
-    /// Sync form of [`test_connection`](Self::test_connection) (the guide's
-    /// `sync_test_connection`).
+    /// Sync form of [`test_connection`](Self::test_connection).
     pub fn test_connection_sync(&self) -> bool {
         self.ping_sync().is_ok()
     }
 
-    /// Memory figures (`INFO memory`), as the guide's `get_redis_info`. On
+    /// Memory figures (`INFO memory`). On
     /// a Redis Cluster: every primary's figures, and their sums.
     pub async fn memory_info(&self) -> Result<MemoryInfo> {
         match &self.inner.backend {
@@ -438,7 +433,7 @@ impl CacheManager {
     }
 
     /// The manager's async Redis connection (multiplexed) for commands
-    /// forge-cache does not wrap. The guide's `get_async_client`.
+    /// forge-cache does not wrap.
     ///
     /// It works from any Tokio runtime, including one created after the
     /// connection: it lives on a runtime that outlives the call that opened
@@ -504,8 +499,8 @@ impl CacheManager {
         }
     }
 
-    /// A raw sync Redis connection from the pool. The guide's
-    /// `get_sync_client`.
+    /// A raw sync Redis connection from the pool; it goes back to the pool
+    /// when dropped.
     ///
     /// ```no_run
     /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {

@@ -206,7 +206,10 @@ impl Backend {
 /// Runs `op` on a single-server or cluster connection. On a cluster the
 /// command (or `EVALSHA`, by its first key) goes to the slot's primary, and
 /// `SCRIPT LOAD` after `NOSCRIPT` goes to every node.
-pub(crate) async fn run_async(conn: &mut impl ::redis::aio::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
+pub(crate) async fn run_async(
+    conn: &mut impl ::redis::aio::ConnectionLike,
+    op: Op<'_>,
+) -> RedisResult<Value> {
     match op {
         Op::Script(script, keys, args) => invocation(script, keys, args).invoke_async(conn).await,
         op => op.cmd().query_async(conn).await,

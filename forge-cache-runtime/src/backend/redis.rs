@@ -10,8 +10,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 
 use super::link::{Connect, Link};
-use super::{Op, run_async};
 use super::pool::{Pool, SyncConnection};
+use super::{Op, run_async};
 use crate::error::Result;
 use crate::settings::RedisSettings;
 

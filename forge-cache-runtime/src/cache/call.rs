@@ -13,7 +13,7 @@ use super::refresh::{EnvelopeRef, GET_WITH_PTTL, decode_stored, marker_key, unif
 use super::site::{CacheSite, CallKey};
 use super::stats::{Event, count};
 use crate::backend::{Op, reply};
-use crate::error::{Error, Result};
+use crate::error::{Chain, Error, Result};
 use crate::global::current;
 use crate::key::{hex_digest, join_key};
 use crate::lock::{LockGuard, SyncLockGuard};
@@ -123,7 +123,7 @@ fn read_failed<S>(site: &'static CacheSite, manager: &CacheManager, what: &str) 
 
 fn failed(site: &'static CacheSite, manager: &CacheManager, what: &str, e: &Error) {
     count(site, Event::Error);
-    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e, "cache error");
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %Chain(e), "cache error");
     manager.warn_failure_at(site.prefix(), site.name(), what, e);
 }
 
@@ -326,7 +326,7 @@ fn lock_taken(site: &'static CacheSite, asked: Instant) {
 }
 
 fn lock_failed(site: &'static CacheSite, e: &Error) {
-    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e,
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %Chain(e),
         "cache lock not taken; computing without it");
 }
 

@@ -1,4 +1,4 @@
-//! Settings: the guide's `REDIS_*` variables, a builder, and `.env` files.
+//! Settings: the `REDIS_*` variables, a builder, and `.env` files.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -57,8 +57,8 @@ pub(crate) enum Target {
 
 /// Configuration for forge-cache.
 ///
-/// Read from the environment with [`RedisSettings::from_env`] (the guide's
-/// variables and defaults), from `.env.<FORGE_ENV>` files with
+/// Read from the environment with [`RedisSettings::from_env`] (the
+/// `REDIS_*` variables and their defaults), from `.env.<FORGE_ENV>` files with
 /// [`RedisSettings::from_env_files`], or built in code with
 /// [`RedisSettings::builder`].
 ///
@@ -152,7 +152,7 @@ impl RedisSettings {
     /// `REDIS_PASSWORD` and `REDIS_USERNAME` applied to every node; setting
     /// both it and `REDIS_CONNECTION_URL` is an error. Otherwise, when any of
     /// `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_USERNAME` or
-    /// `REDIS_DB` is set, the URL is built from them with the guide's defaults
+    /// `REDIS_DB` is set, the URL is built from them with the defaults
     /// (`localhost`, `6379`, no password, db `0`). When none is set, the
     /// in-memory backend is used.
     ///
