@@ -277,6 +277,7 @@ fn reread_leader<'r, 'a>(
     site: &'static CacheSite,
     manager: &CacheManager,
     role: &'r mut Role<'a>,
+    key: &str,
     generation: u64,
     plain_miss: bool,
 ) -> Option<&'r mut Leader<'a>> {
@@ -284,7 +285,7 @@ fn reread_leader<'r, 'a>(
         Role::Lead(leader)
             if plain_miss
                 && site.lock_wait().is_none()
-                && manager.inner.flights.generation() != generation =>
+                && manager.inner.flights.generation(key) != generation =>
         {
             Some(leader)
         }
@@ -402,7 +403,7 @@ async fn before<'a, S: DeserializeOwned>(
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
-    let generation = manager.inner.flights.generation();
+    let generation = manager.inner.flights.generation(&key);
     let reply = if site.refreshes() {
         manager.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
     } else {
@@ -444,6 +445,7 @@ async fn before<'a, S: DeserializeOwned>(
         site,
         manager,
         &mut role,
+        &key,
         generation,
         backend_ok && stale.is_none(),
     ) {
@@ -541,7 +543,7 @@ fn before_sync<'a, S: DeserializeOwned>(
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
-    let generation = manager.inner.flights.generation();
+    let generation = manager.inner.flights.generation(&key);
     let reply = if site.refreshes() {
         manager.exec_sync(Op::Script(&GET_WITH_PTTL, &[&key], &[]))
     } else {
@@ -582,6 +584,7 @@ fn before_sync<'a, S: DeserializeOwned>(
         site,
         manager,
         &mut role,
+        &key,
         generation,
         backend_ok && stale.is_none(),
     ) {
