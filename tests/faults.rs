@@ -434,11 +434,13 @@ fn refused_cached_sync(calls: &std::sync::atomic::AtomicUsize, x: u32) -> u32 {
 }
 
 /// A manager with the default 5 s socket timeout on a loopback port where
-/// nothing listens: every connection attempt is refused at once.
-fn on_a_closed_port() -> forge_cache::CacheManager {
+/// nothing listens (a single server, or a cluster seed node): every
+/// connection attempt is refused at once.
+fn on_a_closed_port(cluster: bool) -> forge_cache::CacheManager {
     let port = forge_cache_testkit::free_port();
+    let scheme = if cluster { "redis+cluster" } else { "redis" };
     let settings = forge_cache::RedisSettings::builder()
-        .url(format!("redis://127.0.0.1:{port}/0"))
+        .url(format!("{scheme}://127.0.0.1:{port}"))
         .build()
         .unwrap();
     assert_eq!(settings.socket_timeout(), Duration::from_secs(5));
@@ -449,9 +451,8 @@ fn on_a_closed_port() -> forge_cache::CacheManager {
 /// timeout, which each call used to wait out. Not a speed judgement.
 const REFUSALS: Duration = Duration::from_millis(2500);
 
-#[test]
-fn a_refused_connection_does_not_wait_out_the_socket_timeout_on_the_sync_path() {
-    let m = on_a_closed_port();
+fn refused_sync(cluster: bool) {
+    let m = on_a_closed_port(cluster);
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let start = std::time::Instant::now();
     assert!(!m.test_connection_sync());
@@ -462,15 +463,14 @@ fn a_refused_connection_does_not_wait_out_the_socket_timeout_on_the_sync_path() 
         }
     });
     let all = start.elapsed();
-    println!("sync, refused: first call {first:?}, 21 calls {all:?}");
+    println!("sync, refused (cluster: {cluster}): first call {first:?}, 21 calls {all:?}");
     assert!(all < REFUSALS, "21 refused sync calls took {all:?}");
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 20);
     assert!(m.breaker_open(), "the breaker does not cover sync calls");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_connection_does_not_wait_out_the_socket_timeout_on_the_async_path() {
-    let m = on_a_closed_port();
+async fn refused_async(cluster: bool) {
+    let m = on_a_closed_port(cluster);
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let start = std::time::Instant::now();
     assert!(!m.test_connection().await);
@@ -482,8 +482,28 @@ async fn a_refused_connection_does_not_wait_out_the_socket_timeout_on_the_async_
     })
     .await;
     let all = start.elapsed();
-    println!("async, refused: first call {first:?}, 21 calls {all:?}");
+    println!("async, refused (cluster: {cluster}): first call {first:?}, 21 calls {all:?}");
     assert!(all < REFUSALS, "21 refused async calls took {all:?}");
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 20);
     assert!(m.breaker_open());
+}
+
+#[test]
+fn a_refused_connection_does_not_wait_out_the_socket_timeout_on_the_sync_path() {
+    refused_sync(false);
+}
+
+#[test]
+fn a_refused_cluster_connection_does_not_wait_out_the_socket_timeout_on_the_sync_path() {
+    refused_sync(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_does_not_wait_out_the_socket_timeout_on_the_async_path() {
+    refused_async(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cluster_connection_does_not_wait_out_the_socket_timeout_on_the_async_path() {
+    refused_async(true).await;
 }
