@@ -103,6 +103,48 @@ where
     }
 }
 
+/// Runs `ops` operations split over `threads` plain threads (no runtime),
+/// each calling `op(i)` sequentially with its own per-thread state from
+/// `init`, and samples every operation's latency.
+pub fn measure_threads<S, I, F>(threads: usize, ops: usize, init: I, op: F) -> Sample
+where
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, usize) + Sync,
+{
+    let per_thread = ops / threads;
+    let start = Instant::now();
+    let mut all: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (init, op) = (&init, &op);
+                s.spawn(move || {
+                    let mut state = init();
+                    let mut lat = Vec::with_capacity(per_thread);
+                    for i in 0..per_thread {
+                        let s = Instant::now();
+                        op(&mut state, t * per_thread + i);
+                        lat.push(s.elapsed().as_nanos() as u64);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("benchmark thread panicked"))
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    let pick =
+        |q: f64| Duration::from_nanos(all[((all.len() as f64 * q) as usize).min(all.len() - 1)]);
+    Sample {
+        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
 /// The median sample (by throughput) of several rounds.
 pub fn median(mut samples: Vec<Sample>) -> Sample {
     samples.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
