@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod errors;
 mod expand;
 mod item;
+mod template;
 
 use proc_macro::TokenStream;
 

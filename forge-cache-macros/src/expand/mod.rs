@@ -5,21 +5,14 @@
 mod cache;
 mod rate_limit;
 
+use std::time::Duration;
+
 use proc_macro2::{Span, TokenStream};
-use quote::quote_spanned;
+use quote::{quote, quote_spanned};
 use syn::{Ident, ItemFn};
 
 pub(crate) use cache::cache_result;
 pub(crate) use rate_limit::rate_limit;
-
-/// On an error, the error and the item unchanged (so IDEs keep working).
-pub(crate) fn or_item(result: syn::Result<TokenStream>, item: TokenStream) -> TokenStream {
-    result.unwrap_or_else(|e| {
-        let mut out = e.to_compile_error();
-        out.extend(item);
-        out
-    })
-}
 
 /// Parses the annotated item as a function with a body.
 pub(crate) fn parse_fn(item: TokenStream, macro_name: &str) -> syn::Result<ItemFn> {
@@ -48,4 +41,10 @@ pub(crate) fn private_path_at(krate: Option<&syn::Path>, span: Span) -> TokenStr
 /// An identifier for a generated local, invisible to the user's code.
 pub(crate) fn mixed(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
+}
+
+/// A `::core::time::Duration` constant.
+pub(crate) fn duration(d: Duration) -> TokenStream {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    quote!(::core::time::Duration::from_millis(#ms))
 }
