@@ -142,17 +142,14 @@ pub fn rate_limit_check_rendered(
     check(site, site.rendered_key(&key))
 }
 
-fn check(
-    site: &'static RateSite,
-    key: String,
-) -> impl Future<Output = Result<(), RateLimitExceeded>> + Send + 'static {
-    async move {
-        let manager = current();
-        let outcome = manager
-            .rate_check(&manager.full_key(&key), &site.spec, site.who())
-            .await;
-        site.settle(&manager, outcome)
-    }
+/// The check, once the key is formatted (so the future owns everything
+/// it needs).
+async fn check(site: &'static RateSite, key: String) -> Result<(), RateLimitExceeded> {
+    let manager = current();
+    let outcome = manager
+        .rate_check(&manager.full_key(&key), &site.spec, site.who())
+        .await;
+    site.settle(&manager, outcome)
 }
 
 /// Sync form of [`rate_limit_check`].
