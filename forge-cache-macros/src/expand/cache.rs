@@ -8,7 +8,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::{Ident, ItemFn};
 
-use super::{duration, mixed, parse_fn, private_path, private_path_at};
+use super::{as_written, duration, function, mixed, private_path, private_path_at};
 use crate::args::CacheArgs;
 use crate::errors::Errors;
 use crate::item::{FnInfo, ReturnKind, plain_pattern, split_attrs};
@@ -41,15 +41,9 @@ impl KeyPlan<'_> {
 pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = CacheArgs::parse(attr, &mut errors);
-    let f = match parse_fn(item.clone(), "cache_result") {
-        Ok(f) => f,
-        Err(e) => {
-            errors.push(e);
-            let errors = errors.take();
-            return quote!(#errors #item);
-        }
+    let Some((f, info)) = function(&item, "cache_result", &mut errors) else {
+        return as_written(errors.take().unwrap_or_default(), item, TokenStream::new());
     };
-    let info = FnInfo::analyze(&f, "cache_result", &mut errors);
     let plan = key_plan(&args, &info, &mut errors);
     let kind = args.returns.map_or(info.ret_kind, |r| r.0);
     if let (Some(span), false) = (args.cache_none, kind == ReturnKind::Option) {
@@ -68,10 +62,7 @@ pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream 
         name: &name,
     };
     if let Some(errors) = errors.take() {
-        // The function as written, and companions its callers compile
-        // against: the attribute's errors are the only ones.
-        let stubs = companions.stubs();
-        return quote!(#errors #item #stubs);
+        return as_written(errors, item, companions.stubs());
     }
 
     let site = mixed("__FORGE_CACHE_SITE");

@@ -11,17 +11,38 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::{Ident, ItemFn};
 
+use crate::errors::Errors;
+use crate::item::FnInfo;
+
 pub(crate) use cache::cache_result;
 pub(crate) use rate_limit::rate_limit;
 
-/// Parses the annotated item as a function with a body.
-pub(crate) fn parse_fn(item: TokenStream, macro_name: &str) -> syn::Result<ItemFn> {
-    syn::parse2::<ItemFn>(item).map_err(|e| {
+/// Parses the annotated item as a function with a body, and analyses it;
+/// `None` when it is not one. Errors are recorded in `errors`.
+pub(crate) fn function(
+    item: &TokenStream,
+    macro_name: &str,
+    errors: &mut Errors,
+) -> Option<(ItemFn, FnInfo)> {
+    let f = errors.ok(syn::parse2::<ItemFn>(item.clone()).map_err(|e| {
         syn::Error::new(
             e.span(),
             format!("#[{macro_name}] applies to a function or method with a body ({e})"),
         )
-    })
+    }))?;
+    let info = FnInfo::analyze(&f, macro_name, errors);
+    Some((f, info))
+}
+
+/// The expansion of an attribute with errors: the errors, the item as
+/// written and `stubs` (what callers expect next to it), so that the
+/// errors are the attribute's only ones.
+pub(crate) fn as_written(
+    errors: TokenStream,
+    item: TokenStream,
+    stubs: TokenStream,
+) -> TokenStream {
+    quote!(#errors #item #stubs)
 }
 
 /// The path generated code goes through: `<crate>::__private`.

@@ -5,23 +5,17 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 
-use super::{duration, mixed, parse_fn, private_path, private_path_at};
+use super::{as_written, duration, function, mixed, private_path, private_path_at};
 use crate::args::{Algorithm, RateArgs};
 use crate::errors::Errors;
-use crate::item::{FnInfo, ReturnKind, split_attrs};
+use crate::item::{ReturnKind, split_attrs};
 
 pub(crate) fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = RateArgs::parse(attr, &mut errors);
-    let f = match parse_fn(item.clone(), "rate_limit") {
-        Ok(f) => f,
-        Err(e) => {
-            errors.push(e);
-            let errors = errors.take();
-            return quote!(#errors #item);
-        }
+    let Some((f, info)) = function(&item, "rate_limit", &mut errors) else {
+        return as_written(errors.take().unwrap_or_default(), item, TokenStream::new());
     };
-    let info = FnInfo::analyze(&f, "rate_limit", &mut errors);
     if info.ret_kind != ReturnKind::Result {
         errors.push(syn::Error::new(
             info.ret_span,
@@ -32,8 +26,7 @@ pub(crate) fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
         t.check(&info, &mut errors);
     }
     if let Some(errors) = errors.take() {
-        // The function as written: the attribute's errors are the only ones.
-        return quote!(#errors #item);
+        return as_written(errors, item, TokenStream::new());
     }
 
     let p = private_path(args.krate.as_ref());

@@ -187,16 +187,9 @@ impl<T: Serialize + ?Sized> KeyArg for T {
     label = "`include(self)` hashes `self` into the key",
     note = "derive `serde::Serialize` for `{Self}`, name the fields that tell instances apart in a key template (`key = \"...{{self.id}}...\"`), or leave `self` out with `skip(self)` (every instance then shares the entries)"
 )]
-pub trait KeyReceiver {
-    #[doc(hidden)]
-    fn hash_into(&self, hasher: &mut ArgsHasher) -> Result<(), serde_json::Error>;
-}
+pub trait KeyReceiver: Serialize {}
 
-impl<T: Serialize + ?Sized> KeyReceiver for T {
-    fn hash_into(&self, hasher: &mut ArgsHasher) -> Result<(), serde_json::Error> {
-        hasher.arg(self)
-    }
-}
+impl<T: Serialize + ?Sized> KeyReceiver for T {}
 
 /// Builds a hashed [`CallKey`], one argument at a time.
 ///
@@ -239,9 +232,7 @@ impl KeyHasher {
     /// argument.
     #[inline]
     pub fn receiver<T: KeyReceiver + ?Sized>(&mut self, value: &T) {
-        if self.error.is_none() {
-            self.error = value.hash_into(&mut self.hasher).err();
-        }
+        self.arg(value);
     }
 
     /// Adds a type's name, so that instantiations of a generic function (or
