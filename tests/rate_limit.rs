@@ -318,7 +318,7 @@ async fn call_sites_use_the_scoped_manager(env: Env) {
         "rate_limit",
         "tests::rate_limit::login",
         2,
-        60,
+        Duration::from_secs(60),
         Algorithm::FixedWindow,
         OnError::Allow,
     );
@@ -356,7 +356,7 @@ fn sync_checks_admit_exactly_the_limit(env: Env) {
         "rate_limit",
         "tests::sync_site",
         3,
-        60,
+        Duration::from_secs(60),
         Algorithm::Gcra,
         OnError::Allow,
     );
@@ -447,7 +447,7 @@ static ALLOW: RateSite = RateSite::new(
     "rate_limit",
     "down::allow",
     1,
-    60,
+    Duration::from_secs(60),
     Algorithm::Gcra,
     OnError::Allow,
 );
@@ -455,7 +455,7 @@ static DENY: RateSite = RateSite::new(
     "rate_limit",
     "down::deny",
     1,
-    60,
+    Duration::from_secs(60),
     Algorithm::Gcra,
     OnError::Deny,
 );
@@ -505,7 +505,7 @@ fn call_site_futures_are_send_whatever_the_key_type() {
         "rate_limit",
         "send",
         1,
-        60,
+        Duration::from_secs(60),
         Algorithm::FixedWindow,
         OnError::Allow,
     );

@@ -48,13 +48,14 @@ pub use redis;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::{
-        CacheSite, CallKey, KeyArg, KeyHasher, KeyTemplate, OptionPolicy, Policy, ResultPolicy,
-        ValuePolicy, cached, cached_sync, invalidate, invalidate_all, invalidate_all_sync,
-        invalidate_sync,
+        CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Policy,
+        ResultPolicy, ValuePolicy, cached, cached_sync, invalidate, invalidate_all,
+        invalidate_all_sync, invalidate_sync,
     };
     pub use crate::error::Result;
     pub use crate::global::current;
     pub use crate::ratelimit::{
-        Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check, rate_limit_check_sync,
+        Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check,
+        rate_limit_check_rendered, rate_limit_check_rendered_sync, rate_limit_check_sync,
     };
 }

@@ -31,7 +31,10 @@ use crate::error::{Chain, Result};
 use crate::key::{join_key, push_bounded_component, push_component};
 use crate::manager::CacheManager;
 
-pub use site::{RateSite, rate_limit_check, rate_limit_check_sync};
+pub use site::{
+    RateSite, rate_limit_check, rate_limit_check_rendered, rate_limit_check_rendered_sync,
+    rate_limit_check_sync,
+};
 
 /// How requests are counted. Each check is one atomic Lua script on Redis
 /// (or its twin under one lock in memory), decided on the server's clock;
