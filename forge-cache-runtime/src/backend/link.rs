@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
 use redis::{RedisError, RedisResult, Value};
 
 use super::{Op, io};
@@ -66,7 +66,9 @@ pub(crate) struct Live<C> {
 
 pub(crate) struct Link<K: Connect> {
     connect: K,
-    current: ArcSwapOption<Live<K::Conn>>,
+    /// The open connections, one per home runtime in use (almost always
+    /// one; a few while several multi-thread runtimes call at once).
+    open: ArcSwap<Vec<Arc<Live<K::Conn>>>>,
     /// Held while an attempt runs.
     attempt: tokio::sync::Mutex<()>,
     /// Failed attempts so far.
@@ -80,7 +82,7 @@ impl<K: Connect> Link<K> {
     pub(crate) fn new(connect: K, timeout: Duration) -> Self {
         Link {
             connect,
-            current: ArcSwapOption::empty(),
+            open: ArcSwap::default(),
             attempt: tokio::sync::Mutex::new(()),
             failures: AtomicU64::new(0),
             last_failure: Mutex::new(None),
@@ -112,23 +114,34 @@ impl<K: Connect> Link<K> {
         Ok(self.get().await?.conn.clone())
     }
 
-    /// The open connection, or a new one, opened on its home runtime. The
-    /// `Arc` identifies this connection to [`check`](Self::check).
+    /// The connection for a call made here: the open one whose home is
+    /// this call's ([`io::caller`]), or a new one opened there. The `Arc`
+    /// identifies this connection to [`check`](Self::check).
     #[inline]
     async fn get(&self) -> Result<Arc<Live<K::Conn>>> {
-        match self.current.load_full() {
-            Some(c) if c.home.alive() => Ok(c),
-            _ => self.open().await,
+        let home = io::caller();
+        match self.serving(home) {
+            Some(c) => Ok(c),
+            None => self.open(home).await,
         }
     }
 
+    #[inline]
+    fn serving(&self, home: Option<tokio::runtime::Id>) -> Option<Arc<Live<K::Conn>>> {
+        self.open
+            .load()
+            .iter()
+            .find(|c| c.home.serves(home))
+            .cloned()
+    }
+
     #[cold]
-    async fn open(&self) -> Result<Arc<Live<K::Conn>>> {
+    async fn open(&self, home: Option<tokio::runtime::Id>) -> Result<Arc<Live<K::Conn>>> {
         let failures = self.failures.load(Ordering::Acquire);
         let Ok(_turn) = tokio::time::timeout(self.timeout, self.attempt.lock()).await else {
             return Err(Error::Timeout(self.timeout));
         };
-        if let Some(c) = self.current.load_full().filter(|c| c.home.alive()) {
+        if let Some(c) = self.serving(home) {
             return Ok(c);
         }
         if self.failures.load(Ordering::Acquire) != failures {
@@ -155,7 +168,13 @@ impl<K: Connect> Link<K> {
                     conn,
                     home: home.watch(),
                 });
-                self.current.store(Some(live.clone()));
+                // Under the attempt lock: the only writer besides `check`.
+                self.open.rcu(|open| {
+                    let mut next: Vec<_> =
+                        open.iter().filter(|c| c.home.alive()).cloned().collect();
+                    next.push(live.clone());
+                    next
+                });
                 Ok(live)
             }
             Err(f) => {
@@ -178,7 +197,12 @@ impl<K: Connect> Link<K> {
     fn check(&self, conn: &Arc<Live<K::Conn>>, err: &RedisError) -> bool {
         let gone = err.is_connection_dropped() || err.is_unrecoverable_error();
         if gone {
-            self.current.compare_and_swap(conn, None);
+            self.open.rcu(|open| {
+                open.iter()
+                    .filter(|c| !Arc::ptr_eq(c, conn))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            });
         }
         gone
     }
