@@ -428,7 +428,7 @@ mod tests {
         let op = Op::Script(&ADD_BOTH, &["a", "b"], &[Arg::Int(1)]);
         let err = b.exec(op).await.unwrap_err();
         assert!(
-            err.to_string().to_lowercase().contains("crossslot"),
+            crate::error::Chain(&err).to_string().to_lowercase().contains("crossslot"),
             "{err}"
         );
     }

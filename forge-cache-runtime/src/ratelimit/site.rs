@@ -18,7 +18,8 @@ use crate::manager::CacheManager;
 /// to do when the backend fails. Built in a `static` by the macro.
 ///
 /// ```
-/// use forge_cache_runtime::{Algorithm, OnError, RateSite};
+/// use forge_cache_runtime::__private::RateSite;
+/// use forge_cache_runtime::{Algorithm, OnError};
 /// # use std::time::Duration;
 /// static SITE: RateSite = RateSite::new(
 ///     "rate_limit", "app::get_data", 100, Duration::from_secs(3600), Algorithm::FixedWindow, OnError::Allow,
@@ -101,7 +102,8 @@ impl RateSite {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use forge_cache_runtime::{Algorithm, OnError, RateSite, rate_limit_check};
+/// use forge_cache_runtime::__private::{RateSite, rate_limit_check};
+/// use forge_cache_runtime::{Algorithm, OnError};
 /// # use std::time::Duration;
 /// static SITE: RateSite =
 ///     RateSite::new("rate_limit", "doc::login", 1, Duration::from_secs(60), Algorithm::Gcra, OnError::Allow);
@@ -123,8 +125,8 @@ pub fn rate_limit_check(
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// # use std::time::Duration;
-/// use forge_cache_runtime::__private::{KeyTemplate, rate_limit_check_rendered};
-/// use forge_cache_runtime::{Algorithm, OnError, RateSite, rate_limit_check};
+/// use forge_cache_runtime::__private::{KeyTemplate, RateSite, rate_limit_check, rate_limit_check_rendered};
+/// use forge_cache_runtime::{Algorithm, OnError};
 /// static SITE: RateSite =
 ///     RateSite::new("rate_limit", "doc::rendered", 1, Duration::from_secs(60), Algorithm::Gcra, OnError::Allow);
 /// let mut key = KeyTemplate::new(8);
@@ -155,7 +157,8 @@ async fn check(site: &'static RateSite, key: String) -> Result<(), RateLimitExce
 /// Sync form of [`rate_limit_check`].
 ///
 /// ```
-/// use forge_cache_runtime::{Algorithm, OnError, RateSite, rate_limit_check_sync};
+/// use forge_cache_runtime::__private::{RateSite, rate_limit_check_sync};
+/// use forge_cache_runtime::{Algorithm, OnError};
 /// # use std::time::Duration;
 /// static SITE: RateSite = RateSite::new(
 ///     "rate_limit", "doc::export", 1, Duration::from_secs(60), Algorithm::FixedWindow, OnError::Allow,
