@@ -170,11 +170,11 @@ impl Template {
                     let head = if path[0] == "self" {
                         syn::Token![self](span).into_token_stream()
                     } else {
-                        Ident::new(&path[0], span).into_token_stream()
+                        ident(&path[0], span).into_token_stream()
                     };
                     let fields = path[1..].iter().map(|f| match f.parse::<u32>() {
                         Ok(index) => Member::Unnamed(syn::Index { index, span }),
-                        Err(_) => Member::Named(Ident::new(f, span)),
+                        Err(_) => Member::Named(ident(f, span)),
                     });
                     quote_spanned!(span=> #k.part(&#head #(.#fields)*);)
                 }
@@ -229,4 +229,12 @@ fn suggestion(expr: &Expr) -> Option<String> {
         Expr::Reference(r) => suggestion(&r.expr),
         _ => None,
     }
+}
+
+/// The identifier `name` (validated when the template was parsed; raw
+/// identifiers such as `r#type` included, which `Ident::new` rejects).
+fn ident(name: &str, span: proc_macro2::Span) -> Ident {
+    let mut ident = syn::parse_str::<Ident>(name).unwrap_or_else(|_| Ident::new("__forge_invalid", span));
+    ident.set_span(span);
+    ident
 }

@@ -24,6 +24,8 @@ enum Problem {
     /// A fractional number; the whole milliseconds it stands for, if any.
     Fraction(Option<u64>),
     TooLong,
+    /// An integer with a suffix (`500ms`), which Rust lexes as `500`.
+    Suffix(String, String),
     Other,
 }
 
@@ -31,6 +33,10 @@ impl Arg<'_> {
     /// `name = 30` (seconds) or `name = "500ms"`; greater than 0.
     pub(crate) fn duration(&self) -> syn::Result<Duration> {
         let millis = match self.lit()? {
+            Some(Lit::Int(i)) if !i.suffix().is_empty() => Err(Problem::Suffix(
+                i.base10_digits().to_owned(),
+                i.suffix().to_owned(),
+            )),
             Some(Lit::Int(i)) => match i.base10_parse::<u64>() {
                 Ok(0) => Err(Problem::Zero),
                 Ok(n) => n.checked_mul(1000).ok_or(Problem::TooLong),
@@ -49,6 +55,9 @@ impl Arg<'_> {
             self.error(match problem {
                 Problem::Zero => format!(
                     "`{name}` must be longer than 0, e.g. `{name} = 30` (seconds) or `{name} = \"500ms\"`"
+                ),
+                Problem::Suffix(n, unit) => format!(
+                    "a duration with a unit is a string: write `{name} = \"{n}{unit}\"` (a bare `{n}{unit}` would be read as {n} seconds)"
                 ),
                 Problem::NoUnit(n) => format!(
                     "`\"{n}\"` has no unit: write `{name} = {n}` (seconds) or `{name} = \"{n}s\"`; the units are ms, s, m, h and d"

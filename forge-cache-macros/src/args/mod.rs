@@ -114,7 +114,8 @@ impl Arg<'_> {
     /// `name = <integer greater than 0>`.
     pub(crate) fn positive_int(&self, unit: &str) -> syn::Result<u64> {
         let n = match self.lit()? {
-            Some(Lit::Int(i)) => i.base10_parse::<u64>().ok(),
+            // A suffix (`100u8`, `5k`) would be dropped silently.
+            Some(Lit::Int(i)) if i.suffix().is_empty() => i.base10_parse::<u64>().ok(),
             _ => None,
         };
         match n {
