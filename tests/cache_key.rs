@@ -82,7 +82,7 @@ async fn keys_are_pinned_on_redis() {
     let m = CacheManager::new(RedisSettings::builder().url(server.url()).build().unwrap()).unwrap();
     keys_of_fixed_inputs_are_pinned(&m).await;
     // The raw key, as another process or language would read it.
-    let mut conn = m.redis_async().await.unwrap();
+    let mut conn = m.redis_async().unwrap();
     let raw: Vec<u8> = redis::cmd("GET")
         .arg(BOOKS_2)
         .query_async(&mut conn)

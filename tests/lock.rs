@@ -395,7 +395,7 @@ async fn lock_scripts_reload_after_script_flush() {
 async fn lock_keys_carry_the_namespace() {
     let env = Env::redis_with(|b| b.namespace("app"));
     let guard = env.manager.try_lock("ns", MIN).await.unwrap().unwrap();
-    let mut raw = env.manager.redis_async().await.unwrap();
+    let mut raw = env.manager.redis_async().unwrap();
     let n: i64 = ::redis::cmd("EXISTS")
         .arg("app:lock:{ns}")
         .arg("app:lock:{ns}:fence")

@@ -270,7 +270,7 @@ on_every_backend_sync!(sync_operations_round_trip, sync_and_async_see_the_same_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_client_runs_other_commands_on_redis() {
     let env = Env::redis();
-    let mut conn = env.manager.redis_async().await.unwrap();
+    let mut conn = env.manager.redis_async().unwrap();
     let n: i64 = ::redis::cmd("INCR")
         .arg("visits")
         .query_async(&mut conn)
@@ -283,7 +283,7 @@ async fn raw_client_runs_other_commands_on_redis() {
         .query(&mut *sync)
         .unwrap();
     assert_eq!(n, 2);
-    assert!(Env::memory().manager.redis_async().await.is_err());
+    assert!(Env::memory().manager.redis_async().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,7 +90,7 @@ async fn two_managers_sharing_a_backend_admit_exactly_the_limit(env: Env) {
 async fn pttl(env: &Env, key: &str) -> i64 {
     match &env.server {
         Some(_) => {
-            let mut conn = env.manager.redis_async().await.unwrap();
+            let mut conn = env.manager.redis_async().unwrap();
             ::redis::cmd("PTTL")
                 .arg(key)
                 .query_async(&mut conn)

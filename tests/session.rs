@@ -202,7 +202,7 @@ async fn session_keys_carry_the_namespace() {
     let sessions = env.manager.sessions::<Session>();
     let id = sessions.create(&alice()).await.unwrap();
     assert!(sessions.update(&id, &alice()).await.unwrap());
-    let mut raw = env.manager.redis_async().await.unwrap();
+    let mut raw = env.manager.redis_async().unwrap();
     let n: i64 = ::redis::cmd("EXISTS")
         .arg(format!("app:session:{id}"))
         .query_async(&mut raw)

@@ -234,7 +234,8 @@ fn suggestion(expr: &Expr) -> Option<String> {
 /// The identifier `name` (validated when the template was parsed; raw
 /// identifiers such as `r#type` included, which `Ident::new` rejects).
 fn ident(name: &str, span: proc_macro2::Span) -> Ident {
-    let mut ident = syn::parse_str::<Ident>(name).unwrap_or_else(|_| Ident::new("__forge_invalid", span));
+    let mut ident =
+        syn::parse_str::<Ident>(name).unwrap_or_else(|_| Ident::new("__forge_invalid", span));
     ident.set_span(span);
     ident
 }

@@ -160,24 +160,19 @@ impl Error {
     }
 }
 
-/// Displays an error with the source chain that is safe to log,
-/// `outer: inner: innermost`, for log lines and reports that are plain
-/// strings. Only a Redis error's chain is followed: serde's errors (the
-/// sources of `Decode`, `Encode` and `CorruptSession`) can quote the data.
+/// Displays an error with what of its source is safe to log, `outer:
+/// inner`, for log lines and reports that are plain strings. Only a Redis
+/// error's source is shown, once (its own message already includes its
+/// cause); serde's errors (the sources of `Decode`, `Encode` and
+/// `CorruptSession`) can quote the data.
 pub(crate) struct Chain<'a>(pub(crate) &'a Error);
 
 impl std::fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let Error::Redis(redis) = self.0 else {
-            return Ok(());
-        };
-        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(redis);
-        while let Some(e) = next {
-            write!(f, ": {e}")?;
-            next = e.source();
+        match self.0 {
+            Error::Redis(redis) => write!(f, "{}: {redis}", self.0),
+            other => write!(f, "{other}"),
         }
-        Ok(())
     }
 }
 

@@ -94,12 +94,13 @@ pub fn global() -> &'static CacheManager {
     GLOBAL.get_or_init(|| match RedisSettings::from_env().and_then(CacheManager::new) {
         Ok(m) => m,
         Err(e) => {
+            let reason = Chain(&e).to_string();
             eprintln!(
-                "forge-cache: caching and rate limiting are OFF (calls run uncached, rate limits follow on_error): {e}"
+                "forge-cache: caching and rate limiting are OFF (calls run uncached, rate limits follow on_error): {reason}"
             );
             tracing::error!(target: "forge_cache", error = %Chain(&e),
                 "forge-cache is not configured correctly; caching and rate limiting are disabled (fail-open)");
-            CacheManager::disabled(e.to_string())
+            CacheManager::disabled(reason)
         }
     })
 }

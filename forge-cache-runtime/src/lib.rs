@@ -30,6 +30,7 @@ mod settings;
 mod telemetry;
 
 pub use backend::pool::{ClusterSyncConnection, PooledConnection, SyncConnection};
+pub use backend::raw::AsyncConnection;
 pub use cache::{CacheCounters, CacheStats};
 pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};

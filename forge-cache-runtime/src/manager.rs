@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::backend::cluster::ClusterBackend;
 use crate::backend::memory::MemoryStore;
 use crate::backend::pool::ClusterSyncConnection;
+use crate::backend::raw::AsyncConnection;
 use crate::backend::redis::RedisBackend;
 use crate::backend::{Backend, Op, reply};
 use crate::breaker::{Breaker, LogThrottle};
@@ -435,23 +436,20 @@ impl CacheManager {
     /// The manager's async Redis connection (multiplexed) for commands
     /// forge-cache does not wrap.
     ///
-    /// It works from any Tokio runtime, including one created after the
-    /// connection: it lives on a runtime that outlives the call that opened
-    /// it (see docs/reliability.md). It does not reconnect by itself: after
-    /// an I/O error, call `redis_async` again to get the manager's new
-    /// connection. Errors with [`Error::Unsupported`]
-    /// on the in-memory backend and on a Redis Cluster (use
-    /// [`redis_cluster_async`](Self::redis_cluster_async)).
+    /// It works from any Tokio runtime and reconnects by itself (see
+    /// [`AsyncConnection`](crate::AsyncConnection)). Errors with
+    /// [`Error::Unsupported`] on the in-memory backend and on a Redis
+    /// Cluster (use [`redis_cluster_async`](Self::redis_cluster_async)).
     ///
     /// ```no_run
     /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
-    /// let mut conn = cache.redis_async().await?;
+    /// let mut conn = cache.redis_async()?;
     /// let n: i64 = redis::cmd("INCR").arg("visits").query_async(&mut conn).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn redis_async(&self) -> Result<::redis::aio::MultiplexedConnection> {
+    pub fn redis_async(&self) -> Result<AsyncConnection> {
         match &self.inner.backend {
-            Backend::Redis(r) => r.conn().await,
+            Backend::Redis(r) => Ok(AsyncConnection::redis(r.clone(), r.db())),
             Backend::Cluster(_) => Err(Error::Unsupported(
                 "a single-server connection on a Redis Cluster (use redis_cluster_async)",
             )),
@@ -462,27 +460,28 @@ impl CacheManager {
     }
 
     /// The raw async Redis Cluster connection for commands forge-cache does
-    /// not wrap: it routes each command by its key's slot, follows
-    /// `MOVED`/`ASK` and reconnects to nodes by itself, and it works from
-    /// any Tokio runtime. Errors
+    /// not wrap: it routes each command by its key's slot and follows
+    /// `MOVED`/`ASK`; it works from any Tokio runtime and reconnects by
+    /// itself (see [`AsyncConnection`](crate::AsyncConnection)). Errors
     /// with [`Error::Unsupported`] unless the manager is on a cluster.
     ///
     /// ```no_run
     /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
-    /// let mut conn = cache.redis_cluster_async().await?;
+    /// let mut conn = cache.redis_cluster_async()?;
     /// let n: i64 = redis::cmd("INCR").arg("visits").query_async(&mut conn).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn redis_cluster_async(&self) -> Result<::redis::cluster_async::ClusterConnection> {
+    pub fn redis_cluster_async(&self) -> Result<AsyncConnection> {
         match &self.inner.backend {
-            Backend::Cluster(c) => c.conn().await,
+            Backend::Cluster(c) => Ok(AsyncConnection::cluster(c.clone())),
             _ => Err(Error::Unsupported(
                 "a Redis Cluster connection (this manager is not on a cluster)",
             )),
         }
     }
 
-    /// A raw sync Redis Cluster connection from the pool.
+    /// A raw sync Redis Cluster connection. It takes a place in the
+    /// manager's pool while it lives and is closed when dropped.
     ///
     /// ```no_run
     /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
@@ -492,15 +491,16 @@ impl CacheManager {
     /// ```
     pub fn redis_cluster_sync(&self) -> Result<ClusterSyncConnection> {
         match &self.inner.backend {
-            Backend::Cluster(c) => c.sync_conn(),
+            Backend::Cluster(c) => c.lend_sync(),
             _ => Err(Error::Unsupported(
                 "a Redis Cluster connection (this manager is not on a cluster)",
             )),
         }
     }
 
-    /// A raw sync Redis connection from the pool; it goes back to the pool
-    /// when dropped.
+    /// A raw sync Redis connection. It takes a place in the manager's pool
+    /// while it lives and is closed when dropped (not reused: whatever you
+    /// did to it, `SELECT` or `MULTI`, cannot reach forge-cache's calls).
     ///
     /// ```no_run
     /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
@@ -510,7 +510,7 @@ impl CacheManager {
     /// ```
     pub fn redis_sync(&self) -> Result<crate::backend::pool::SyncConnection> {
         match &self.inner.backend {
-            Backend::Redis(r) => r.sync_conn(),
+            Backend::Redis(r) => r.lend_sync(),
             Backend::Cluster(_) => Err(Error::Unsupported(
                 "a single-server connection on a Redis Cluster (use redis_cluster_sync)",
             )),

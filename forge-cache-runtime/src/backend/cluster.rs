@@ -145,7 +145,7 @@ pub(crate) struct ClusterBackend {
 
 /// Opens the async cluster connection, with the socket timeout on connect
 /// and on every reply.
-struct Cluster {
+pub(crate) struct Cluster {
     client: ClusterClient,
     timeout: Duration,
 }
@@ -209,6 +209,11 @@ impl ClusterBackend {
         self.link.conn().await
     }
 
+    /// The link, for the raw connection.
+    pub(crate) fn link(&self) -> &Link<Cluster> {
+        &self.link
+    }
+
     /// Runs `op` on the cluster, bounded by the socket timeout.
     pub(crate) async fn exec(&self, op: Op<'_>) -> Result<Value> {
         self.link.exec(op).await
@@ -219,6 +224,16 @@ impl ClusterBackend {
     /// socket timeout.
     pub(crate) fn sync_conn(&self) -> Result<ClusterSyncConnection> {
         self.pool.get()
+    }
+
+    /// A sync connection for the caller ([`ClusterSyncConnection`]).
+    pub(crate) fn lend_sync(&self) -> Result<ClusterSyncConnection> {
+        self.pool.lend_out()
+    }
+
+    /// Runs `op` on a pooled sync cluster connection.
+    pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
+        self.pool.exec(op, |conn, op| super::run_sync(conn, op))
     }
 
     /// `SCAN` on every primary (a cluster-wide `SCAN` does not exist), then
@@ -428,7 +443,10 @@ mod tests {
         let op = Op::Script(&ADD_BOTH, &["a", "b"], &[Arg::Int(1)]);
         let err = b.exec(op).await.unwrap_err();
         assert!(
-            crate::error::Chain(&err).to_string().to_lowercase().contains("crossslot"),
+            crate::error::Chain(&err)
+                .to_string()
+                .to_lowercase()
+                .contains("crossslot"),
             "{err}"
         );
     }

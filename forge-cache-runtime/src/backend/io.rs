@@ -16,10 +16,11 @@
 //!   uses a connection living on *another* caller's runtime, which could
 //!   shut down under it. A [`Watch`] notices when a runtime shuts down, so
 //!   its connection is dropped from the link.
-//! - Otherwise (a current-thread runtime, which is driven only while its
-//!   thread is inside `block_on`, or no runtime at all), the connection
-//!   lives on forge-cache's own I/O runtime: one background thread that
-//!   runs for the life of the process.
+//! - A call on a current-thread runtime (driven only while its thread is
+//!   inside `block_on`) uses a connection on forge-cache's own I/O runtime:
+//!   one background thread that runs for the life of the process. (Sync
+//!   calls use their own pool and need no runtime; async calls need a Tokio
+//!   runtime with timers, and fail with an error outside one.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -67,15 +68,19 @@ pub(crate) struct Home {
 
 /// The home of a connection for a call made here, without its handle:
 /// the current runtime's id when it is a multi-thread runtime, else `None`
-/// (the I/O runtime).
+/// (the I/O runtime). `Err` outside any Tokio runtime, where the async API
+/// cannot run (its timers need one): an error, not a panic.
 #[inline]
-pub(crate) fn caller() -> Option<Id> {
-    let h = Handle::try_current().ok()?;
+pub(crate) fn caller() -> Result<Option<Id>, NoRuntime> {
+    let h = Handle::try_current().map_err(|_| NoRuntime)?;
     if matches!(h.runtime_flavor(), RuntimeFlavor::MultiThread) || io_runtime().is_none() {
-        return Some(h.id());
+        return Ok(Some(h.id()));
     }
-    None
+    Ok(None)
 }
+
+/// An async call made outside any Tokio runtime.
+pub(crate) struct NoRuntime;
 
 /// The home for a connection opened now for a call made here; `None` only
 /// when there is no runtime at all and the I/O runtime could not start.
@@ -145,6 +150,11 @@ impl Watch {
     #[inline]
     pub(crate) fn serves(&self, home: Option<Id>) -> bool {
         self.id == home && self.alive()
+    }
+
+    /// Whether both connections live on the same runtime.
+    pub(crate) fn same_home(&self, other: &Watch) -> bool {
+        self.id == other.id
     }
 
     #[inline]

@@ -7,6 +7,7 @@ mod io;
 mod link;
 pub(crate) mod memory;
 pub(crate) mod pool;
+pub(crate) mod raw;
 pub(crate) mod redis;
 
 use std::sync::Arc;
@@ -75,7 +76,7 @@ pub(crate) enum Op<'a> {
 }
 
 fn millis(ttl: Duration) -> u64 {
-    (ttl.as_millis() as u64).max(1)
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl Op<'_> {
@@ -178,8 +179,8 @@ impl Backend {
     pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
         match self {
             Backend::Memory(m) => Ok(op.on_memory(m)),
-            Backend::Redis(r) => Ok(run_sync(&mut *r.sync_conn()?, op)?),
-            Backend::Cluster(c) => Ok(run_sync(&mut *c.sync_conn()?, op)?),
+            Backend::Redis(r) => r.exec_sync(op),
+            Backend::Cluster(c) => c.exec_sync(op),
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
@@ -217,7 +218,7 @@ pub(crate) async fn run_async(
 }
 
 /// Sync form of [`run_async`].
-fn run_sync(conn: &mut dyn ::redis::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
+pub(crate) fn run_sync(conn: &mut dyn ::redis::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
     match op {
         Op::Script(script, keys, args) => invocation(script, keys, args).invoke(conn),
         op => op.cmd().query(conn),
@@ -235,7 +236,14 @@ fn invocation<'s>(script: &'s Script, keys: &[&str], args: &[Arg<'_>]) -> Script
     inv
 }
 
-/// Converts a reply into `T`.
+/// Converts a reply into `T`. A reply of another type is a protocol error
+/// naming `T` only: redis-rs's conversion error quotes the reply, which can
+/// be stored data (a session, a value).
 pub(crate) fn reply<T: ::redis::FromRedisValue>(v: Value) -> Result<T> {
-    ::redis::from_redis_value(v).map_err(|e| Error::Redis(e.into()))
+    ::redis::from_redis_value(v).map_err(|_| {
+        Error::Protocol(format!(
+            "reply not convertible to {}",
+            std::any::type_name::<T>()
+        ))
+    })
 }

@@ -11,6 +11,9 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use redis::Value;
+
+use super::Op;
 use crate::error::{Error, Result};
 
 /// Opens one connection, bounded by the socket timeout.
@@ -31,6 +34,43 @@ pub(crate) struct Pool<C> {
 }
 
 impl<C: redis::ConnectionLike + Send> Pool<C> {
+    /// Runs `op` with `run` on a pooled connection. When the connection
+    /// turns out to be broken (the server restarted since it was last
+    /// used), the other idle ones are too: they are dropped, and an
+    /// idempotent `op` is sent once more on a new connection, so a restart
+    /// costs no failed call and does not trip the breaker.
+    pub(crate) fn exec(
+        self: &Arc<Self>,
+        op: Op<'_>,
+        run: impl Fn(&mut C, Op<'_>) -> redis::RedisResult<Value>,
+    ) -> Result<Value> {
+        let mut conn = self.get()?;
+        match run(&mut conn, op) {
+            Err(e) if e.is_connection_dropped() => {
+                drop(conn);
+                self.drop_idle();
+                if !op.is_idempotent() {
+                    return Err(Error::Redis(e));
+                }
+                let mut conn = self.get()?;
+                Ok(run(&mut conn, op)?)
+            }
+            r => Ok(r?),
+        }
+    }
+
+    /// Closes every idle connection.
+    fn drop_idle(&self) {
+        let idle = {
+            let mut state = self.lock();
+            let idle = std::mem::take(&mut state.idle);
+            state.open -= idle.len() as u32;
+            idle
+        };
+        drop(idle);
+        self.freed.notify_all();
+    }
+
     pub(crate) fn new(
         opener: impl Fn() -> redis::RedisResult<C> + Send + Sync + 'static,
         size: u32,
@@ -64,7 +104,11 @@ impl<C: redis::ConnectionLike + Send> Pool<C> {
             if state.open < self.size {
                 state.open += 1;
                 drop(state);
-                return match (self.opener)() {
+                // Frees the place if opening fails or panics.
+                let place = Place(self);
+                let opened = (self.opener)();
+                std::mem::forget(place);
+                return match opened {
                     Ok(conn) => Ok(self.lend(conn)),
                     Err(e) => {
                         self.forget();
@@ -88,7 +132,18 @@ impl<C: redis::ConnectionLike + Send> Pool<C> {
         PooledConnection {
             pool: self.clone(),
             conn: Some(conn),
+            reuse: true,
         }
+    }
+
+    /// A connection for the caller to use as it likes ([`SyncConnection`]):
+    /// closed rather than returned to the pool when dropped, since the
+    /// caller may have changed its state (`SELECT`, `MULTI`, `CLIENT
+    /// REPLY`, a subscription).
+    pub(crate) fn lend_out(self: &Arc<Self>) -> Result<PooledConnection<C>> {
+        let mut conn = self.get()?;
+        conn.reuse = false;
+        Ok(conn)
     }
 
     /// A connection closed or failed to open: its place is free.
@@ -97,8 +152,8 @@ impl<C: redis::ConnectionLike + Send> Pool<C> {
         self.freed.notify_one();
     }
 
-    fn give_back(&self, conn: C) {
-        if redis::ConnectionLike::is_open(&conn) {
+    fn give_back(&self, conn: C, reuse: bool) {
+        if reuse && redis::ConnectionLike::is_open(&conn) {
             self.lock().idle.push(conn);
             self.freed.notify_one();
         } else {
@@ -107,9 +162,20 @@ impl<C: redis::ConnectionLike + Send> Pool<C> {
     }
 }
 
-/// A sync connection borrowed from a manager's pool: use it as the
-/// redis-rs connection it dereferences to. It goes back to the pool when
-/// dropped, or is closed if it broke.
+/// Frees a place in the pool on drop: held while a connection opens
+/// outside the lock, so a panicking opener does not leak the place.
+struct Place<'p, C: redis::ConnectionLike + Send>(&'p Pool<C>);
+
+impl<C: redis::ConnectionLike + Send> Drop for Place<'_, C> {
+    fn drop(&mut self) {
+        self.0.forget();
+    }
+}
+
+/// A sync connection from a manager's pool: use it as the redis-rs
+/// connection it dereferences to. Handed out by
+/// [`CacheManager::redis_sync`](crate::CacheManager::redis_sync), it takes
+/// a place in the pool while it lives and is closed when dropped.
 ///
 /// ```no_run
 /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
@@ -120,6 +186,16 @@ impl<C: redis::ConnectionLike + Send> Pool<C> {
 pub struct PooledConnection<C: redis::ConnectionLike + Send> {
     pool: Arc<Pool<C>>,
     conn: Option<C>,
+    /// Whether it goes back to the pool when dropped.
+    reuse: bool,
+}
+
+impl<C: redis::ConnectionLike + Send> std::fmt::Debug for PooledConnection<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledConnection")
+            .field("db", &self.conn.as_ref().map(redis::ConnectionLike::get_db))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C: redis::ConnectionLike + Send> Deref for PooledConnection<C> {
@@ -138,7 +214,7 @@ impl<C: redis::ConnectionLike + Send> DerefMut for PooledConnection<C> {
 impl<C: redis::ConnectionLike + Send> Drop for PooledConnection<C> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.give_back(conn);
+            self.pool.give_back(conn, self.reuse);
         }
     }
 }

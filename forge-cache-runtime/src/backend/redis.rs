@@ -11,7 +11,7 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::link::{Connect, Link};
 use super::pool::{Pool, SyncConnection};
-use super::{Op, run_async};
+use super::{Op, run_async, run_sync};
 use crate::error::Result;
 use crate::settings::RedisSettings;
 
@@ -68,13 +68,14 @@ fn client(info: redis::ConnectionInfo, _settings: &RedisSettings) -> Result<redi
 pub(crate) const SCAN_BATCH: usize = 500;
 
 pub(crate) struct RedisBackend {
+    db: i64,
     link: Link<Multiplexed>,
     pool: Arc<Pool<redis::Connection>>,
 }
 
 /// Opens the multiplexed connection, with the socket timeout on connect
 /// and on every reply.
-struct Multiplexed {
+pub(crate) struct Multiplexed {
     client: redis::Client,
     timeout: Duration,
 }
@@ -118,6 +119,7 @@ impl RedisBackend {
             timeout,
         );
         Ok(RedisBackend {
+            db: client.get_connection_info().redis_settings().db(),
             link: Link::new(Multiplexed { client, timeout }, timeout),
             pool: Arc::new(pool),
         })
@@ -128,6 +130,16 @@ impl RedisBackend {
     /// down.
     pub(crate) async fn conn(&self) -> Result<MultiplexedConnection> {
         self.link.conn().await
+    }
+
+    /// The database number of the connection.
+    pub(crate) fn db(&self) -> i64 {
+        self.db
+    }
+
+    /// The link, for the raw connection.
+    pub(crate) fn link(&self) -> &Link<Multiplexed> {
+        &self.link
     }
 
     /// Runs `op` on the multiplexed connection, bounded by the socket
@@ -141,6 +153,16 @@ impl RedisBackend {
     /// socket timeout.
     pub(crate) fn sync_conn(&self) -> Result<SyncConnection> {
         self.pool.get()
+    }
+
+    /// A sync connection for the caller ([`SyncConnection`]).
+    pub(crate) fn lend_sync(&self) -> Result<SyncConnection> {
+        self.pool.lend_out()
+    }
+
+    /// Runs `op` on a pooled sync connection.
+    pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
+        self.pool.exec(op, |conn, op| run_sync(conn, op))
     }
 
     /// `SCAN` + `UNLINK` in batches: never `KEYS`, never blocks the server

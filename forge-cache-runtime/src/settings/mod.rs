@@ -18,7 +18,9 @@ pub use builder::RedisSettingsBuilder;
 use parse::*;
 pub(crate) use parse::{is_plain_key_byte, parse_dotenv};
 
-/// Which backend a [`RedisSettings`] selects.
+/// Which backend a [`RedisSettings`] selects
+/// ([`RedisSettings::backend_kind`]: never `Disabled`), or a manager talks to
+/// ([`CacheManager::backend_kind`](crate::CacheManager::backend_kind)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BackendKind {
