@@ -138,62 +138,11 @@ fn plain_threads_cache_before_during_and_after_runtimes(env: Env) {
     assert_eq!(sync_calls.load(Ordering::SeqCst), 1);
 }
 
-mod memory {
-    use super::*;
-
-    #[test]
-    fn a_dropped_runtime_does_not_turn_caching_or_limiting_off() {
-        super::a_dropped_runtime_does_not_turn_caching_or_limiting_off(Env::memory());
-    }
-
-    #[test]
-    fn runtimes_alive_at_the_same_time_share_one_working_manager() {
-        super::runtimes_alive_at_the_same_time_share_one_working_manager(Env::memory());
-    }
-
-    #[test]
-    fn plain_threads_cache_before_during_and_after_runtimes() {
-        super::plain_threads_cache_before_during_and_after_runtimes(Env::memory());
-    }
-}
-
-mod redis {
-    use super::*;
-
-    #[test]
-    fn a_dropped_runtime_does_not_turn_caching_or_limiting_off() {
-        super::a_dropped_runtime_does_not_turn_caching_or_limiting_off(Env::redis());
-    }
-
-    #[test]
-    fn runtimes_alive_at_the_same_time_share_one_working_manager() {
-        super::runtimes_alive_at_the_same_time_share_one_working_manager(Env::redis());
-    }
-
-    #[test]
-    fn plain_threads_cache_before_during_and_after_runtimes() {
-        super::plain_threads_cache_before_during_and_after_runtimes(Env::redis());
-    }
-}
-
-mod cluster {
-    use super::*;
-
-    #[test]
-    fn a_dropped_runtime_does_not_turn_caching_or_limiting_off() {
-        super::a_dropped_runtime_does_not_turn_caching_or_limiting_off(Env::cluster());
-    }
-
-    #[test]
-    fn runtimes_alive_at_the_same_time_share_one_working_manager() {
-        super::runtimes_alive_at_the_same_time_share_one_working_manager(Env::cluster());
-    }
-
-    #[test]
-    fn plain_threads_cache_before_during_and_after_runtimes() {
-        super::plain_threads_cache_before_during_and_after_runtimes(Env::cluster());
-    }
-}
+on_every_backend_sync!(
+    a_dropped_runtime_does_not_turn_caching_or_limiting_off,
+    runtimes_alive_at_the_same_time_share_one_working_manager,
+    plain_threads_cache_before_during_and_after_runtimes,
+);
 
 /// The shape of a user's test binary: each `#[tokio::test]` builds its own
 /// runtime and calls `init` (the first one counts); the global manager must

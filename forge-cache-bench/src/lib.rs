@@ -92,15 +92,7 @@ where
     for t in tasks {
         all.extend(t.await.expect("benchmark task panicked"));
     }
-    let elapsed = start.elapsed();
-    all.sort_unstable();
-    let pick =
-        |q: f64| Duration::from_nanos(all[((all.len() as f64 * q) as usize).min(all.len() - 1)]);
-    Sample {
-        ops_per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: pick(0.50),
-        p99: pick(0.99),
-    }
+    sample(all, start.elapsed())
 }
 
 /// Runs `ops` operations split over `threads` plain threads (no runtime),
@@ -113,7 +105,7 @@ where
 {
     let per_thread = ops / threads;
     let start = Instant::now();
-    let mut all: Vec<u64> = std::thread::scope(|s| {
+    let all: Vec<u64> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (init, op) = (&init, &op);
@@ -134,7 +126,11 @@ where
             .flat_map(|h| h.join().expect("benchmark thread panicked"))
             .collect()
     });
-    let elapsed = start.elapsed();
+    sample(all, start.elapsed())
+}
+
+/// The sample of a run that took `elapsed` for the latencies in `all` (ns).
+fn sample(mut all: Vec<u64>, elapsed: Duration) -> Sample {
     all.sort_unstable();
     let pick =
         |q: f64| Duration::from_nanos(all[((all.len() as f64 * q) as usize).min(all.len() - 1)]);
