@@ -5,7 +5,7 @@
 //! - `POST /users/{id}/rename`: changes the user and invalidates its entry;
 //! - `GET /api/data`: the guide's `@rate_limit(max_requests=5,
 //!   window_seconds=60)`, one budget for all callers (`#[rate_limit]`);
-//! - `POST /login`: 3 attempts a minute per username (`key = creds.username`);
+//! - `POST /login`: 3 attempts a minute per username (`key = "{creds.username}"`);
 //! - every route: 20 requests per 10 s per client IP (`RateLimitLayer`).
 //!
 //! Runs on the in-memory backend unless `REDIS_CONNECTION_URL` (or the other
@@ -124,7 +124,12 @@ struct Login {
     password: String,
 }
 
-#[rate_limit(max_requests = 3, window_seconds = 60, key = creds.username, algorithm = "gcra")]
+#[rate_limit(
+    max_requests = 3,
+    window_seconds = 60,
+    key = "{creds.username}",
+    algorithm = "gcra"
+)]
 async fn login(Json(creds): Json<Login>) -> Result<String, AppError> {
     Ok(format!("welcome, {}", creds.username))
 }

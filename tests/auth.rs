@@ -1,6 +1,8 @@
 //! Authentication: `requirepass` and ACL users. Right credentials work; wrong
 //! ones give a clear error that never contains the password.
 
+mod common;
+
 use std::time::Duration;
 
 use forge_cache::{CacheManager, RedisSettings};
@@ -54,7 +56,7 @@ async fn wrong_password_is_a_clear_error_without_the_password() {
         RedisSettings::builder().url(format!("redis://:{wrong}@127.0.0.1:{}/0", server.port())),
     );
     let err = m.ping().await.unwrap_err();
-    let (display, debug) = (err.to_string(), format!("{err:?}"));
+    let (display, debug) = (common::report(&err), format!("{err:?}"));
     assert!(
         display.contains("WRONGPASS") || display.to_lowercase().contains("auth"),
         "unclear: {display}"
@@ -62,7 +64,7 @@ async fn wrong_password_is_a_clear_error_without_the_password() {
     assert_no_secret(&display, wrong);
     assert_no_secret(&debug, wrong);
     let sync_err = m.ping_sync().unwrap_err();
-    assert_no_secret(&sync_err.to_string(), wrong);
+    assert_no_secret(&common::report(&sync_err), wrong);
     assert_no_secret(&format!("{sync_err:?}"), wrong);
     // No password at all against a protected server.
     let none = manager(RedisSettings::builder().url(server.url()));

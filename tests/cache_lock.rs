@@ -16,7 +16,7 @@ type Calls = AtomicUsize;
 #[cache_result(
     ttl = 60,
     lock = true,
-    lock_wait_ms = 10000,
+    lock_wait = 10,
     key_prefix = "t_lock",
     skip(calls)
 )]
@@ -53,7 +53,7 @@ async fn four_managers_cold_calls_run_the_function_once(env: Env) {
 #[cache_result(
     ttl = 60,
     lock = true,
-    lock_wait_ms = 100,
+    lock_wait = "100ms",
     key_prefix = "t_lock",
     skip(calls)
 )]

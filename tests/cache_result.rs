@@ -45,20 +45,35 @@ async fn short_lived(calls: &Calls, x: u32) -> u32 {
     x
 }
 
+#[cache_result(ttl = "800ms", key = "t_ttl_ms:{x}", skip(calls))]
+async fn very_short_lived(calls: &Calls, x: u32) -> u32 {
+    calls.fetch_add(1, Ordering::SeqCst);
+    x
+}
+
 async fn entries_expire_after_ttl(env: Env) {
     env.manager
         .scope(async {
-            let calls = Calls::new(0);
-            short_lived(&calls, 1).await;
-            short_lived(&calls, 1).await;
-            assert_eq!(runs(&calls), 1);
+            let (calls, ms_calls) = (Calls::new(0), Calls::new(0));
+            for _ in 0..2 {
+                short_lived(&calls, 1).await;
+                very_short_lived(&ms_calls, 1).await;
+            }
+            assert_eq!((runs(&calls), runs(&ms_calls)), (1, 1));
+            // `"800ms"` is stored as 800 ms (`PX`), not rounded to seconds.
+            let ttl = env.manager.ttl("t_ttl_ms:1").await.unwrap();
+            assert!(
+                ttl.is_none_or(|t| t <= Duration::from_millis(800)),
+                "{ttl:?}"
+            );
             assert!(
                 eventually(Duration::from_secs(5), async || {
                     short_lived(&calls, 1).await;
-                    runs(&calls) == 2
+                    very_short_lived(&ms_calls, 1).await;
+                    runs(&calls) == 2 && runs(&ms_calls) >= 2
                 })
                 .await,
-                "the entry should expire after its 1 s TTL"
+                "the entries should expire after their 1 s and 800 ms TTLs"
             );
         })
         .await;
@@ -176,50 +191,75 @@ async fn cache_none_caches_none(env: Env) {
         .await;
 }
 
+#[derive(Serialize)]
 struct Repo {
     name: String,
+    #[serde(skip)]
     calls: Calls,
 }
 
 impl Repo {
-    #[cache_result(ttl = 60, key_prefix = "t_method")]
-    async fn lookup(&self, id: u32) -> u32 {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        id + 1
+    fn new(name: &str) -> Self {
+        Repo {
+            name: name.into(),
+            calls: Calls::new(0),
+        }
     }
 
+    /// `self` hashed into the key.
+    #[cache_result(ttl = 60, key_prefix = "t_method", include(self))]
+    async fn lookup(&self, id: u32) -> String {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        format!("{}-{id}", self.name)
+    }
+
+    /// A field of `self` in the key.
     #[cache_result(ttl = 60, key = "t_method:{self.name}:{id}")]
     async fn per_repo(&self, id: u32) -> String {
         self.calls.fetch_add(1, Ordering::SeqCst);
         format!("{}-{id}", self.name)
     }
 
-    #[cache_result(ttl = 60, key_prefix = "t_method")]
-    fn lookup_sync(&self, id: u32) -> u32 {
+    #[cache_result(ttl = 60, key_prefix = "t_method", include(self))]
+    fn lookup_sync(&self, id: u32) -> String {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        id + 2
+        format!("{}-{id}", self.name)
+    }
+
+    /// Shared by every instance, on purpose.
+    #[cache_result(ttl = 60, key_prefix = "t_method", skip(self))]
+    async fn shared(&self, id: u32) -> u32 {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        id + 1
     }
 }
 
-async fn methods_key_on_arguments_not_self(env: Env) {
-    let a = Repo {
-        name: "a".into(),
-        calls: Calls::new(0),
-    };
-    let b = Repo {
-        name: "b".into(),
-        calls: Calls::new(0),
-    };
+/// Prevents a method's cached entries from leaking from one instance to
+/// another (a tenant's repository answering with another tenant's data):
+/// `include(self)` and `{self.field}` key each instance apart, in the
+/// method and in its `_invalidate`; only an explicit `skip(self)` shares.
+async fn methods_on_two_instances_do_not_share_entries(env: Env) {
+    let (a, b) = (Repo::new("a"), Repo::new("b"));
+    let all_runs = || runs(&a.calls) + runs(&b.calls);
     env.manager
         .scope(async {
-            assert_eq!(a.lookup(1).await, 2);
-            assert_eq!(b.lookup(1).await, 2);
-            assert_eq!(runs(&a.calls) + runs(&b.calls), 1);
-            // A template naming a field of self keys on it.
+            assert_eq!(a.lookup(1).await, "a-1");
+            assert_eq!(b.lookup(1).await, "b-1");
+            assert_eq!(a.lookup(1).await, "a-1");
+            assert_eq!((runs(&a.calls), runs(&b.calls)), (1, 1));
+            assert!(a.lookup_invalidate(1).await.unwrap());
+            assert!(!a.lookup_invalidate(1).await.unwrap());
+            assert_eq!(
+                b.lookup(1).await,
+                "b-1",
+                "b's entry survives a's invalidation"
+            );
+            assert_eq!(all_runs(), 2);
+
             assert_eq!(a.per_repo(1).await, "a-1");
             assert_eq!(b.per_repo(1).await, "b-1");
             assert_eq!(a.per_repo(1).await, "a-1");
-            assert_eq!(runs(&a.calls) + runs(&b.calls), 3);
+            assert_eq!(all_runs(), 4);
             assert!(
                 env.manager
                     .get_bytes("t_method:a:1")
@@ -229,13 +269,21 @@ async fn methods_key_on_arguments_not_self(env: Env) {
             );
             assert!(a.per_repo_invalidate(1).await.unwrap());
             assert!(!a.per_repo_invalidate(1).await.unwrap());
+            assert!(b.per_repo_invalidate(1).await.unwrap());
+
+            assert_eq!(a.shared(1).await, 2);
+            assert_eq!(b.shared(1).await, 2);
+            assert_eq!(all_runs(), 5, "skip(self) shares one entry");
+            assert!(Repo::shared_invalidate(1).await.unwrap());
         })
         .await;
     env.manager.scope_sync(|| {
-        assert_eq!(a.lookup_sync(1), 3);
-        assert_eq!(b.lookup_sync(1), 3);
+        assert_eq!(a.lookup_sync(1), "a-1");
+        assert_eq!(b.lookup_sync(1), "b-1");
+        assert_eq!(b.lookup_sync(1), "b-1");
+        assert!(a.lookup_sync_invalidate(1).unwrap());
     });
-    assert_eq!(runs(&a.calls) + runs(&b.calls), 4);
+    assert_eq!(all_runs(), 7);
 }
 
 #[cache_result(ttl = 60, key_prefix = "t_generic", skip(calls))]
@@ -506,7 +554,7 @@ on_every_backend!(
     falsy_values_are_hits,
     err_and_none_are_not_cached,
     cache_none_caches_none,
-    methods_key_on_arguments_not_self,
+    methods_on_two_instances_do_not_share_entries,
     generic_instantiations_do_not_share_entries,
     reference_and_pattern_args_are_keys,
     skipped_args_are_not_keys,

@@ -29,13 +29,7 @@ async fn mig_square(calls: Calls, n: u64) -> u64 {
     computed(&calls, n * n).await
 }
 
-#[cache_result(
-    ttl = 600,
-    key = "mcube:{n}",
-    skip(calls),
-    lock = true,
-    lock_wait_ms = 10000
-)]
+#[cache_result(ttl = 600, key = "mcube:{n}", skip(calls), lock = true, lock_wait = 10)]
 async fn mig_cube(calls: Calls, n: u64) -> u64 {
     computed(&calls, n * n * n).await
 }
@@ -45,13 +39,7 @@ async fn fo_square(calls: Calls, n: u64) -> u64 {
     computed(&calls, n * n).await
 }
 
-#[cache_result(
-    ttl = 600,
-    key = "fcube:{n}",
-    skip(calls),
-    lock = true,
-    lock_wait_ms = 10000
-)]
+#[cache_result(ttl = 600, key = "fcube:{n}", skip(calls), lock = true, lock_wait = 10)]
 async fn fo_cube(calls: Calls, n: u64) -> u64 {
     computed(&calls, n * n * n).await
 }

@@ -100,7 +100,7 @@ async fn maxmemory_noeviction_fails_writes_without_breaking_reads() {
     );
     assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory", "1"]), "OK");
     let err = m.set("big", &"x".repeat(10_000), MIN).await.unwrap_err();
-    assert!(err.to_string().contains("OOM"), "{err}");
+    assert!(common::report(&err).contains("OOM"), "{err}");
     // A full server answers; it is not an outage, so the breaker stays shut.
     assert!(!err.is_outage());
     assert_eq!(
@@ -419,4 +419,91 @@ async fn redis_killed_under_load_never_fails_a_call_and_recovers_on_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_frozen_under_load_never_fails_a_call_and_recovers_on_its_own() {
     outage_under_load(Outage::Freeze).await;
+}
+
+#[forge_cache::cache_result(ttl = 60, key_prefix = "refused", skip(calls))]
+async fn refused_cached(calls: &std::sync::atomic::AtomicUsize, x: u32) -> u32 {
+    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    x
+}
+
+#[forge_cache::cache_result(ttl = 60, key_prefix = "refused_sync", skip(calls))]
+fn refused_cached_sync(calls: &std::sync::atomic::AtomicUsize, x: u32) -> u32 {
+    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    x
+}
+
+/// A manager with the default 5 s socket timeout on a loopback port where
+/// nothing listens (a single server, or a cluster seed node): every
+/// connection attempt is refused at once.
+fn on_a_closed_port(cluster: bool) -> forge_cache::CacheManager {
+    let port = forge_cache_testkit::free_port();
+    let scheme = if cluster { "redis+cluster" } else { "redis" };
+    let settings = forge_cache::RedisSettings::builder()
+        .url(format!("{scheme}://127.0.0.1:{port}"))
+        .build()
+        .unwrap();
+    assert_eq!(settings.socket_timeout(), Duration::from_secs(5));
+    forge_cache::CacheManager::new(settings).unwrap()
+}
+
+/// Bound for a whole sequence of refused calls: far below one socket
+/// timeout, which each call used to wait out. Not a speed judgement.
+const REFUSALS: Duration = Duration::from_millis(2500);
+
+fn refused_sync(cluster: bool) {
+    let m = on_a_closed_port(cluster);
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let start = std::time::Instant::now();
+    assert!(!m.test_connection_sync());
+    let first = start.elapsed();
+    m.scope_sync(|| {
+        for i in 0..20 {
+            assert_eq!(refused_cached_sync(&calls, i), i);
+        }
+    });
+    let all = start.elapsed();
+    println!("sync, refused (cluster: {cluster}): first call {first:?}, 21 calls {all:?}");
+    assert!(all < REFUSALS, "21 refused sync calls took {all:?}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 20);
+    assert!(m.breaker_open(), "the breaker does not cover sync calls");
+}
+
+async fn refused_async(cluster: bool) {
+    let m = on_a_closed_port(cluster);
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let start = std::time::Instant::now();
+    assert!(!m.test_connection().await);
+    let first = start.elapsed();
+    m.scope(async {
+        for i in 0..20 {
+            assert_eq!(refused_cached(&calls, i).await, i);
+        }
+    })
+    .await;
+    let all = start.elapsed();
+    println!("async, refused (cluster: {cluster}): first call {first:?}, 21 calls {all:?}");
+    assert!(all < REFUSALS, "21 refused async calls took {all:?}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 20);
+    assert!(m.breaker_open());
+}
+
+#[test]
+fn a_refused_connection_does_not_wait_out_the_socket_timeout_on_the_sync_path() {
+    refused_sync(false);
+}
+
+#[test]
+fn a_refused_cluster_connection_does_not_wait_out_the_socket_timeout_on_the_sync_path() {
+    refused_sync(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_does_not_wait_out_the_socket_timeout_on_the_async_path() {
+    refused_async(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cluster_connection_does_not_wait_out_the_socket_timeout_on_the_async_path() {
+    refused_async(true).await;
 }

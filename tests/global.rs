@@ -58,14 +58,47 @@ fn invalid_environment_disables_the_cache_instead_of_panicking() {
 }
 
 #[test]
+fn a_bad_setting_without_init_is_reported_on_stderr_without_a_subscriber() {
+    let out = run_child(
+        "child_invalid_environment_is_disabled",
+        &[("REDIS_PORT", "abc")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("forge-cache:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
+    assert!(lines[0].contains("OFF"), "{}", lines[0]);
+    assert!(lines[0].contains(r#"REDIS_PORT="abc""#), "{}", lines[0]);
+}
+
+#[forge_cache::cache_result(ttl = 60, key_prefix = "global_disabled")]
+fn disabled_cached(x: u32) -> u32 {
+    x
+}
+
+#[test]
 #[ignore = "run by invalid_environment_disables_the_cache_instead_of_panicking in a child process"]
 fn child_invalid_environment_is_disabled() {
     let m = forge_cache::global();
-    let err = m.get_sync::<i32>("k").unwrap_err();
-    assert!(matches!(err, forge_cache::Error::Disabled(_)), "{err}");
-    assert!(err.to_string().contains("REDIS_PORT"), "{err}");
-    assert!(err.is_outage());
+    assert_eq!(m.backend_kind(), forge_cache::BackendKind::Disabled);
+    assert!(m.disabled_reason().unwrap().contains("REDIS_PORT"));
+    // More calls than the breaker's threshold: errors keep naming the
+    // setting rather than turning into "circuit breaker open".
+    for _ in 0..20 {
+        assert_eq!(disabled_cached(1), 1);
+        let err = m.get_sync::<i32>("k").unwrap_err();
+        assert!(matches!(err, forge_cache::Error::Disabled(_)), "{err}");
+        assert!(err.to_string().contains("REDIS_PORT"), "{err}");
+        assert!(err.is_outage());
+    }
+    let err = disabled_cached_invalidate(1).unwrap_err();
+    assert!(err.to_string().contains(r#"REDIS_PORT="abc""#), "{err}");
+    assert!(!m.breaker_open());
     assert!(!m.test_connection_sync());
+    let health = m.health_sync();
+    assert!(health.error.unwrap().contains("REDIS_PORT"));
 }
 
 #[test]

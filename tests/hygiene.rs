@@ -26,20 +26,28 @@ pub async fn lookup(__forge_cache_key: u32, __forge_cache_hasher: u32) -> Result
     Ok(__forge_cache_key + __forge_cache_hasher)
 }
 
-/// Sync, with a template.
-#[cache_result(ttl = 60, key = "hygiene:{id}")]
-pub fn lookup_sync(id: u32) -> Option<u32> {
-    Option::Some(id)
+/// Sync, with a template over an argument named like its local.
+#[cache_result(ttl = 60, key = "hygiene:{__forge_key_template}")]
+pub fn lookup_sync(__forge_key_template: u32) -> Option<u32> {
+    Option::Some(__forge_key_template)
 }
 
-/// A type with a cached method.
+/// A type with cached methods.
+#[derive(serde::Serialize)]
 pub struct Repo;
 
 impl Repo {
-    /// A cached method.
-    #[cache_result(ttl = 60, key_prefix = "hygiene")]
+    /// A cached method, shared by every instance.
+    #[cache_result(ttl = 60, key_prefix = "hygiene", skip(self))]
     pub async fn find(&self, id: u32) -> u32 {
         id
+    }
+
+    /// A cached method hashing `self`, with an argument named like the
+    /// hasher.
+    #[cache_result(ttl = 60, key_prefix = "hygiene", include(self))]
+    pub fn find_own(&self, __forge_cache_hasher: u32) -> u32 {
+        __forge_cache_hasher
     }
 }
 
@@ -53,10 +61,18 @@ impl From<RateLimitExceeded> for AppError {
     }
 }
 
-/// Rate-limited, per key, with the `Result` alias in scope.
-#[rate_limit(max_requests = 1, window_seconds = 60, key = __forge_rate_limited)]
-pub async fn limited(__forge_rate_limited: u32) -> std::result::Result<u32, AppError> {
-    Ok(__forge_rate_limited)
+/// Rate-limited, per key, with the `Result` alias in scope and arguments
+/// named like the generated locals.
+#[rate_limit(
+    max_requests = 1,
+    window_seconds = 60,
+    key = "{__forge_rate_limited}:{__forge_key_template}"
+)]
+pub async fn limited(
+    __forge_rate_limited: u32,
+    __forge_key_template: u32,
+) -> std::result::Result<u32, AppError> {
+    Ok(__forge_rate_limited + __forge_key_template)
 }
 
 /// Rate-limited through the alias (the error type comes from it).
@@ -79,10 +95,12 @@ async fn expansions_ignore_what_is_in_scope() {
     m.scope_sync(|| {
         assert_eq!(lookup_sync(5), Option::Some(5));
         assert!(lookup_sync_invalidate(5).unwrap());
+        assert_eq!(Repo.find_own(6), 6);
+        assert!(Repo.find_own_invalidate(6).unwrap());
     });
     m.scope(async {
-        assert_eq!(limited(1).await, Ok(1));
-        assert_eq!(limited(1).await, Err(AppError));
+        assert_eq!(limited(1, 2).await, Ok(3));
+        assert_eq!(limited(1, 2).await, Err(AppError));
     })
     .await;
     m.scope_sync(|| {

@@ -100,7 +100,7 @@ async fn cube(x: u64) -> u64 {
     x * x * x
 }
 
-#[rate_limit(max_requests = 1, window_seconds = 60, prefix = "m_rl")]
+#[rate_limit(max_requests = 1, window_seconds = 60, key_prefix = "m_rl")]
 async fn once_a_minute() -> Result<(), RateLimitExceeded> {
     Ok(())
 }

@@ -53,12 +53,17 @@ async fn refreshed(who: &str, data: &str) -> String {
     data.to_owned()
 }
 
-#[cache_result(ttl = 60, key = "obs:{who}:locked", lock = true, lock_wait_ms = 1000)]
+#[cache_result(ttl = 60, key = "obs:{who}:locked", lock = true, lock_wait = 1)]
 async fn locked(who: &str) -> usize {
     who.len()
 }
 
-#[rate_limit(max_requests = 1, window_seconds = 60, key = who, prefix = "obs_rl")]
+#[rate_limit(
+    max_requests = 1,
+    window_seconds = 60,
+    key = "{who}",
+    key_prefix = "obs_rl"
+)]
 async fn login(who: &str) -> Result<(), RateLimitExceeded> {
     let _ = who;
     Ok(())

@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::Env;
+use common::{Env, eventually};
 use forge_cache::{RateLimitExceeded, rate_limit};
 
 #[derive(Debug)]
@@ -49,7 +49,12 @@ struct Login {
 
 struct Json<T>(T);
 
-#[rate_limit(max_requests = 2, window_seconds = 60, key = creds.username, algorithm = "gcra")]
+#[rate_limit(
+    max_requests = 2,
+    window_seconds = 60,
+    key = "{creds.username}",
+    algorithm = "gcra"
+)]
 async fn login(Json(creds): Json<Login>) -> Result<String, AppError> {
     Ok(creds.username)
 }
@@ -73,7 +78,12 @@ async fn each_key_has_its_own_budget(env: Env) {
         .await;
 }
 
-#[rate_limit(max_requests = 1, window_seconds = 60, key = day, algorithm = "sliding_window")]
+#[rate_limit(
+    max_requests = 1,
+    window_seconds = 60,
+    key = "{day}",
+    algorithm = "sliding_window"
+)]
 fn export(day: u32) -> Result<u32, RateLimitExceeded> {
     Ok(day)
 }
@@ -81,7 +91,7 @@ fn export(day: u32) -> Result<u32, RateLimitExceeded> {
 struct Api;
 
 impl Api {
-    #[rate_limit(max_requests = 1, window_seconds = 60, prefix = "api")]
+    #[rate_limit(max_requests = 1, window_seconds = 60, key_prefix = "api")]
     async fn ping(&self) -> Result<(), AppError> {
         Ok(())
     }
@@ -101,10 +111,51 @@ async fn sync_functions_and_methods_are_limited(env: Env) {
         .await;
 }
 
+#[rate_limit(
+    max_requests = 1,
+    window_seconds = "400ms",
+    key = "{tenant}:{user}",
+    algorithm = "gcra"
+)]
+async fn burst(tenant: &str, user: &str) -> Result<(), AppError> {
+    let _ = (tenant, user);
+    Ok(())
+}
+
+/// A key template renders like `#[cache_result]`'s (each placeholder
+/// escaped, so `("a:b", "c")` and `("a", "b:c")` are two budgets), a single
+/// placeholder keys exactly as the caller key itself, and a window with a
+/// unit counts in milliseconds.
+async fn key_templates_and_sub_second_windows(env: Env) {
+    let m = &env.manager;
+    m.scope(async {
+        assert!(burst("a:b", "c").await.is_ok());
+        let key = "rate_limit:{rate_limit_macro.burst:a%3Ab:c}";
+        assert!(m.ttl(key).await.unwrap().is_some(), "{key} not written");
+        assert!(burst("a", "b:c").await.is_ok());
+        assert!(burst("a", "b:c").await.is_err());
+        assert!(
+            eventually(Duration::from_secs(3), async || burst("a", "b:c")
+                .await
+                .is_ok())
+            .await,
+            "the 400 ms window should roll over"
+        );
+        let eve = Login {
+            username: "eve".into(),
+        };
+        assert!(login(Json(eve)).await.is_ok());
+    })
+    .await;
+    let key = "rate_limit:{rate_limit_macro.login:eve}";
+    assert!(m.ttl(key).await.unwrap().is_some(), "{key} not written");
+}
+
 on_every_backend!(
     over_the_limit_the_body_does_not_run,
     each_key_has_its_own_budget,
     sync_functions_and_methods_are_limited,
+    key_templates_and_sub_second_windows,
 );
 
 #[rate_limit(max_requests = 100, window_seconds = 60, on_error = "allow")]

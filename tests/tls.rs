@@ -1,6 +1,8 @@
 //! `rediss://` against a real TLS-enabled redis-server with a throwaway CA.
 #![cfg(feature = "tls")]
 
+mod common;
+
 use std::time::Duration;
 
 use forge_cache::{CacheManager, RedisSettings};
@@ -51,7 +53,7 @@ async fn verification_is_on_by_default_and_a_wrong_ca_is_a_clear_error() {
             b.tls_ca_file(other.ca())
         }),
     ] {
-        let err = m.ping().await.unwrap_err().to_string();
+        let err = common::report(&m.ping().await.unwrap_err());
         assert!(
             err.to_lowercase().contains("certificate"),
             "unclear error: {err}"

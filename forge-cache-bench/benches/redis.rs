@@ -55,6 +55,11 @@ async fn cached_product(id: u64) -> Product {
     product(id)
 }
 
+#[cache_result(ttl = 3600, key_prefix = "bench_sync")]
+fn cached_product_sync(id: u64) -> Product {
+    product(id)
+}
+
 #[cache_result(ttl = 3600, key_prefix = "bench_miss")]
 async fn cached_product_miss(id: u64) -> Product {
     product(id)
@@ -190,8 +195,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (rows, allocs) = rt.block_on(run(&url, ops));
+    let (mut rows, allocs) = rt.block_on(run(&url, ops));
     drop(rt);
+    rows.extend(run_sync(&url, ops));
     drop(server);
 
     println!(
@@ -204,6 +210,59 @@ fn main() {
     for (name, n) in allocs {
         println!("- allocations per call, {name}: {n:.2}");
     }
+}
+
+/// Sync rows: a sync `#[cache_result]` hit on plain threads (no runtime)
+/// against raw redis-rs sync `GET` + decode, one connection per thread.
+fn run_sync(url: &str, ops: usize) -> Vec<Row> {
+    let name = "sync cache hit (#[cache_result] on a sync fn)";
+    let only = std::env::var("BENCH_ONLY").ok();
+    if only.as_deref().is_some_and(|o| !name.contains(o)) {
+        return Vec::new();
+    }
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let value = serde_json::to_vec(&product(1)).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("raw:sync:product:1")
+        .arg(&value)
+        .query(&mut conn)
+        .unwrap();
+    cached_product_sync(1); // stores the entry
+    let mut rows = Vec::new();
+    for threads in [1, 16] {
+        let (mut s, mut r) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            r.push(forge_cache_bench::measure_threads(
+                threads,
+                ops,
+                || client.get_connection().unwrap(),
+                |conn, _| {
+                    let bytes: Vec<u8> = redis::cmd("GET")
+                        .arg("raw:sync:product:1")
+                        .query(conn)
+                        .unwrap();
+                    std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
+                },
+            ));
+            s.push(forge_cache_bench::measure_threads(
+                threads,
+                ops,
+                || (),
+                |_, _| {
+                    std::hint::black_box(cached_product_sync(1));
+                },
+            ));
+        }
+        rows.push(Row {
+            name: name.into(),
+            concurrency: threads,
+            subject: median(s),
+            reference: Some(("raw redis-rs sync GET + decode".into(), median(r))),
+        });
+        eprintln!("done: {name} x{threads}");
+    }
+    rows
 }
 
 fn redis_version() -> String {

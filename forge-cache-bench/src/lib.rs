@@ -92,7 +92,45 @@ where
     for t in tasks {
         all.extend(t.await.expect("benchmark task panicked"));
     }
-    let elapsed = start.elapsed();
+    sample(all, start.elapsed())
+}
+
+/// Runs `ops` operations split over `threads` plain threads (no runtime),
+/// each calling `op(i)` sequentially with its own per-thread state from
+/// `init`, and samples every operation's latency.
+pub fn measure_threads<S, I, F>(threads: usize, ops: usize, init: I, op: F) -> Sample
+where
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, usize) + Sync,
+{
+    let per_thread = ops / threads;
+    let start = Instant::now();
+    let all: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (init, op) = (&init, &op);
+                s.spawn(move || {
+                    let mut state = init();
+                    let mut lat = Vec::with_capacity(per_thread);
+                    for i in 0..per_thread {
+                        let s = Instant::now();
+                        op(&mut state, t * per_thread + i);
+                        lat.push(s.elapsed().as_nanos() as u64);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("benchmark thread panicked"))
+            .collect()
+    });
+    sample(all, start.elapsed())
+}
+
+/// The sample of a run that took `elapsed` for the latencies in `all` (ns).
+fn sample(mut all: Vec<u64>, elapsed: Duration) -> Sample {
     all.sort_unstable();
     let pick =
         |q: f64| Duration::from_nanos(all[((all.len() as f64 * q) as usize).min(all.len() - 1)]);

@@ -2,7 +2,9 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
+use syn::{AttrStyle, Attribute, FnArg, Ident, ItemFn, Pat, ReturnType, Type};
+
+use crate::errors::Errors;
 
 /// How a return type is cached (and whether `#[rate_limit]` can return its
 /// error through it).
@@ -22,10 +24,18 @@ pub(crate) struct Arg {
     pub(crate) bindings: Vec<Ident>,
 }
 
+/// A method's `self`.
+pub(crate) struct Receiver {
+    /// `&self`, `self: Arc<Self>`, ...: where errors about it point.
+    pub(crate) tokens: proc_macro2::TokenStream,
+    /// `self` or `mut self` (not a reference or smart pointer to `Self`).
+    pub(crate) by_value: bool,
+}
+
 /// What the macros know about the function.
 pub(crate) struct FnInfo {
     pub(crate) is_async: bool,
-    pub(crate) has_receiver: bool,
+    pub(crate) receiver: Option<Receiver>,
     pub(crate) args: Vec<Arg>,
     /// The return type (`()` when none is written).
     pub(crate) ret: Type,
@@ -36,12 +46,13 @@ pub(crate) struct FnInfo {
 }
 
 impl FnInfo {
-    /// Analyses `f` for `#[<macro_name>]`: rejects `const fn` and `impl
-    /// Trait` return types with an error at the offending token.
-    pub(crate) fn analyze(f: &ItemFn, macro_name: &str) -> syn::Result<Self> {
+    /// Analyses `f` for `#[<macro_name>]`: `const fn` and `impl Trait`
+    /// return types are errors at the offending token, recorded in
+    /// `errors`.
+    pub(crate) fn analyze(f: &ItemFn, macro_name: &str, errors: &mut Errors) -> Self {
         let sig = &f.sig;
         if let Some(c) = &sig.constness {
-            return Err(syn::Error::new(
+            errors.push(syn::Error::new(
                 c.span,
                 format!(
                     "#[{macro_name}] cannot be used on a `const fn`: it reads and writes Redis at run time"
@@ -52,7 +63,7 @@ impl FnInfo {
             ReturnType::Default => (syn::parse_quote!(()), sig.ident.span()),
             ReturnType::Type(_, ty) => {
                 if let Some(span) = find_impl_trait(ty) {
-                    return Err(syn::Error::new(
+                    errors.push(syn::Error::new(
                         span,
                         format!(
                             "#[{macro_name}] does not support `impl Trait` return types: name the type (it must be stored and read back)"
@@ -63,10 +74,17 @@ impl FnInfo {
             }
         };
         let mut args = Vec::new();
-        let mut has_receiver = false;
+        let mut receiver = None;
         for input in &sig.inputs {
             match input {
-                FnArg::Receiver(_) => has_receiver = true,
+                FnArg::Receiver(r) => {
+                    let by_value = r.reference.is_none()
+                        && matches!(&*r.ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self"));
+                    receiver = Some(Receiver {
+                        tokens: quote::ToTokens::to_token_stream(r),
+                        by_value,
+                    });
+                }
                 FnArg::Typed(t) => {
                     let mut bindings = Vec::new();
                     collect_bindings(&t.pat, &mut bindings);
@@ -83,15 +101,15 @@ impl FnInfo {
             .params
             .iter()
             .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
-        Ok(FnInfo {
+        FnInfo {
             is_async: sig.asyncness.is_some(),
-            has_receiver,
+            receiver,
             ret_kind: classify(&ret),
             ret,
             ret_span,
             args,
             is_generic,
-        })
+        }
     }
 
     /// Every identifier bound by the arguments, in order.
@@ -110,6 +128,14 @@ impl FnInfo {
         }
         has_self(quote::ToTokens::to_token_stream(&self.ret))
     }
+}
+
+/// The attributes written on the function (`#[...]` before it) and those
+/// written inside its body (`#![...]`), which must stay inside.
+pub(crate) fn split_attrs(f: &ItemFn) -> (Vec<&Attribute>, Vec<&Attribute>) {
+    f.attrs
+        .iter()
+        .partition(|a| matches!(a.style, AttrStyle::Outer))
 }
 
 /// `Result` or `Option` by the last path segment (so `io::Result<T>` and

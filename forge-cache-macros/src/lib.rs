@@ -4,20 +4,21 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod errors;
 mod expand;
 mod item;
+mod template;
 
 use proc_macro::TokenStream;
 
-/// Caches a function's result in Redis (or the in-memory backend) for `ttl`
-/// seconds.
+/// Caches a function's result in Redis (or the in-memory backend) for `ttl`.
 ///
 /// ```
 /// use forge_cache::cache_result;
 /// # #[derive(serde::Serialize, serde::Deserialize)] struct Product;
 /// # #[derive(Debug)] struct DbError;
 ///
-/// #[cache_result(ttl = 1800, key_prefix = "products")]
+/// #[cache_result(ttl = "30m", key_prefix = "products")]
 /// async fn get_products(category: &str) -> Result<Vec<Product>, DbError> {
 ///     // an expensive query
 /// #   Ok(vec![])
@@ -32,29 +33,39 @@ use proc_macro::TokenStream;
 ///
 /// | argument | default | meaning |
 /// |---|---|---|
-/// | `ttl = 60` | `REDIS_DEFAULT_TTL` | seconds an entry lives (> 0) |
+/// | `ttl = 60`, `ttl = "30m"` | `REDIS_DEFAULT_TTL` | how long an entry lives (a [duration](#durations)) |
 /// | `key_prefix = "products"` | `"cache"` | first key segment (no whitespace, `:` or glob characters) |
 /// | `key = "user:{user_id}:profile"` | hashed key | a readable key template (see below) |
-/// | `skip(db, state)` | none | arguments left out of the key |
+/// | `skip(db, state)` | none | arguments left out of the key; `skip(self)` in a method |
+/// | `include(self)` | none | in a method, hash `self` into the key (see [Methods](#methods)) |
 /// | `cache_none = true` | `false` | also cache `None` (negative caching) |
 /// | `returns = "result"` | from the return type | `"result"`: cache `Ok` only; `"option"`: `Some` only; `"value"`: everything |
-/// | `stale_ttl = 30` | none | seconds an expired value is still served while one caller refreshes it, or when the refresh returns `Err` |
+/// | `stale_ttl = "30s"` | none | how long an expired value is still served while one caller refreshes it, or when the refresh returns `Err` |
 /// | `early_refresh = true` | `false` | recompute before expiry with XFetch probability (below) |
 /// | `beta = 1.0` | `1.0` | XFetch aggressiveness (> 0; larger refreshes earlier); needs `early_refresh` |
 /// | `lock = true` | `false` | on a miss, one caller across processes computes while the others wait for it |
-/// | `lock_wait_ms = 3000` | `3000` | bound of that wait; needs `lock` |
+/// | `lock_wait = "500ms"` | `3` (s) | bound of that wait; needs `lock` |
 /// | `crate = "::forge_cache"` | `::forge_cache` | where the forge-cache crate is |
+///
+/// # Durations
+///
+/// `ttl`, `stale_ttl` and `lock_wait` (and `window_seconds` of
+/// [`rate_limit`](macro@rate_limit)) take an integer, meaning seconds
+/// (`ttl = 60`), or a string of digits and one unit: `ms`, `s`, `m`, `h`
+/// or `d` (`ttl = "500ms"`, `"30s"`, `"5m"`, `"1h"`, `"1d"`). Zero,
+/// fractions (`"1.5s"`: write `"1500ms"`) and strings without a unit are
+/// compile errors. Expiry is counted in milliseconds, so `ttl = "500ms"`
+/// lives half a second.
 ///
 /// # Keys
 ///
 /// By default the key is `[namespace:]<key_prefix>:<fn name>:<md5>`, the
 /// MD5 (32 lowercase hex digits) being taken over the JSON array of the key
 /// arguments, e.g. `["books",2]` for `get_products("books", 2)`. Every
-/// argument not skipped is part of the key and must be `serde::Serialize`;
-/// `&self` is not part of it. Generic functions and methods also hash the
-/// return type's name (and `Self`'s), so instantiations do not share
-/// entries. Unlike the guide's flat MD5 key, the readable prefix keeps
-/// `delete_pattern("products:*")` working.
+/// argument not skipped is part of the key and must be `serde::Serialize`.
+/// Generic functions and methods also hash the return type's name (and
+/// `Self`'s), so instantiations do not share entries. The readable prefix
+/// keeps `delete_pattern("products:*")` working.
 ///
 /// A template renders placeholders (argument names, `arg.field` paths, or
 /// `self.field` in methods) with `Display`, escaping `:`, glob characters
@@ -69,6 +80,47 @@ use proc_macro::TokenStream;
 /// #[cache_result(ttl = 60, key = "user:{user_id}:profile", skip(db))]
 /// async fn get_user(db: &PgPool, user_id: i64) -> Option<User> {
 /// #   None
+/// }
+/// ```
+///
+/// # Methods
+///
+/// A method says how `self` enters its key, so that two instances (two
+/// tenants' repositories, two API clients) never answer with each other's
+/// entries:
+///
+/// - a template naming fields of `self`: `key = "repo:{self.tenant}:{id}"`;
+/// - `include(self)`: `self` is hashed into the key like an argument (it
+///   must be `serde::Serialize`; skip fields that do not identify it with
+///   `#[serde(skip)]`);
+/// - `skip(self)`: `self` is left out, and every instance shares the
+///   entries (say, a stateless client).
+///
+/// Without one of them, the method is a compile error at its receiver.
+///
+/// ```
+/// use forge_cache::cache_result;
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Order;
+/// # struct PgPool;
+/// #[derive(serde::Serialize)]
+/// struct Orders {
+///     tenant: String,
+///     #[serde(skip)]
+///     db: PgPool,
+/// }
+///
+/// impl Orders {
+///     #[cache_result(ttl = 60, key = "orders:{self.tenant}:{id}")]
+///     async fn find(&self, id: u64) -> Option<Order> {
+/// #       None
+///         // ...
+///     }
+///
+///     #[cache_result(ttl = 60, key_prefix = "orders", include(self))]
+///     async fn count(&self) -> u64 {
+/// #       0
+///         // ...
+///     }
 /// }
 /// ```
 ///
@@ -101,11 +153,11 @@ use proc_macro::TokenStream;
 ///
 /// # Stampede options
 ///
-/// With `stale_ttl = N`, an entry lives `ttl + N` seconds; after `ttl` it is
-/// stale: the first caller (one per key across processes, through a
-/// short-lived claim key) runs the function and stores the new value, while
-/// every other caller gets the stale value at once. If that refresh returns
-/// `Err`, the stale value is returned instead of the error.
+/// With `stale_ttl = N`, an entry lives `ttl + N`; after `ttl` it is stale:
+/// the first caller (one per key across processes, through a short-lived
+/// claim key) runs the function and stores the new value, while every other
+/// caller gets the stale value at once. If that refresh returns `Err`, the
+/// stale value is returned instead of the error.
 ///
 /// With `early_refresh = true`, the value is stored with the time the
 /// function took (`delta`), as `{"v": <value>, "d": <ms>}`, and each read
@@ -115,18 +167,23 @@ use proc_macro::TokenStream;
 /// misses after.
 ///
 /// With `lock = true`, a miss takes the lock `lock:<key>` (waiting at most
-/// `lock_wait_ms`) before computing, and reads the key again once it has
-/// it: if another process stored the value meanwhile, that value is
-/// returned. When the wait runs out (the holder is slow) or the backend
-/// fails, the caller computes without the lock: the wait is bounded, never
-/// retried, never recursive. The lock lives twice the wait bound (at least
-/// 2 s) and is released after the store.
+/// `lock_wait`) before computing, and reads the key again once it has it:
+/// if another process stored the value meanwhile, that value is returned.
+/// When the wait runs out (the holder is slow) or the backend fails, the
+/// caller computes without the lock: the wait is bounded, never retried,
+/// never recursive. The lock lives twice the wait bound (at least 2 s) and
+/// is released after the store.
 ///
 /// ```
 /// use forge_cache::cache_result;
-/// #[cache_result(ttl = 300, stale_ttl = 60, early_refresh = true)]
+/// #[cache_result(ttl = "5m", stale_ttl = "1m", early_refresh = true)]
 /// async fn exchange_rates(base: &str) -> Result<Vec<(String, f64)>, String> {
 /// #   Ok(vec![])
+/// }
+///
+/// #[cache_result(ttl = "1h", lock = true, lock_wait = "500ms")]
+/// async fn report(day: u32) -> String {
+/// #   String::new()
 /// }
 /// ```
 ///
@@ -137,7 +194,8 @@ use proc_macro::TokenStream;
 ///
 /// - `<name>_invalidate(<key arguments>) -> forge_cache::Result<bool>`
 ///   removes the entry of one call (the arguments are those that make up the
-///   key, in order; `&self` too when the template names `self`);
+///   key, in order; `&self` too when the key uses `self`, through
+///   `include(self)` or a `{self.field}` placeholder);
 /// - `<name>_invalidate_all() -> forge_cache::Result<u64>` removes every
 ///   entry of the function (`SCAN` + `UNLINK` over `prefix:name:*`, or the
 ///   template with `*` for each placeholder).
@@ -160,6 +218,16 @@ use proc_macro::TokenStream;
 /// Not usable in trait `impl` blocks (the companions are not trait
 /// members). Methods of different types with the same name and prefix
 /// share `invalidate_all`: give them distinct `key_prefix`es.
+///
+/// # Compile errors
+///
+/// Misuse is an error at the offending token: an unknown or duplicate
+/// argument (the message lists the valid ones), a former spelling
+/// (`lock_wait_ms` names `lock_wait`), a bad literal, a `skip` or
+/// placeholder naming no argument, a method that does not say how `self`
+/// enters the key, a key argument or return type that is not serializable.
+/// The function and its `_invalidate` companions are still generated, so
+/// these errors are the only ones.
 ///
 /// # Observability
 ///
@@ -194,8 +262,8 @@ pub fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     Ok("data".into())
 /// }
 ///
-/// // A budget per user: `key` is any expression over the arguments.
-/// #[rate_limit(max_requests = 5, window_seconds = 60, key = username, algorithm = "gcra")]
+/// // A budget per user: `key` is a key template over the arguments.
+/// #[rate_limit(max_requests = 5, window_seconds = "1m", key = "{username}", algorithm = "gcra")]
 /// fn login(username: &str, password: &str) -> Result<bool, AppError> {
 /// #   let _ = password;
 ///     Ok(true)
@@ -207,18 +275,29 @@ pub fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// | argument | default | meaning |
 /// |---|---|---|
 /// | `max_requests = 100` | required | calls allowed per window (> 0) |
-/// | `window_seconds = 3600` | required | the window (> 0) |
-/// | `key = <expr>` | none: one budget for the function | an expression over the arguments, formatted with `Display` into the key; evaluated once, before the body |
+/// | `window_seconds = 3600`, `window_seconds = "1h"` | required | the window, a [duration](macro@cache_result#durations): integer seconds or a string with a unit (`"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"1d"`) |
+/// | `key = "{creds.username}"` | none: one budget for the function | a key template, as in [`cache_result`](macro@cache_result): placeholders name arguments, `arg.field` paths or `self.field` in methods; rendered once, before the body |
 /// | `algorithm = "..."` | `"fixed_window"` | `"fixed_window"`, `"sliding_window"` or `"gcra"` |
-/// | `prefix = "..."` | `"rate_limit"` | first key segment |
+/// | `key_prefix = "..."` | `"rate_limit"` | first key segment |
 /// | `on_error = "allow"` | `"allow"` | when the backend fails: `"allow"` runs the call (logged), `"deny"` rejects it |
 /// | `crate = "::forge_cache"` | `::forge_cache` | where the forge-cache crate is |
 ///
-/// The budget is named after the function's module path and name. The
-/// return type must be `Result<_, E>` with `E: From<RateLimitExceeded>`
+/// The budget is named after the function's module path and name, and
+/// counted under `[namespace:]<key_prefix>:{<module.path.fn>[:<key>]}`.
+/// Each placeholder's value is `Display`ed and escaped (`:`, glob
+/// characters, braces, whitespace), so `key = "{tenant}:{user}"` keeps
+/// `("a:b", "c")` and `("a", "b:c")` apart; a value longer than 200 bytes
+/// is replaced by its hash.
+///
+/// The return type must be `Result<_, E>` with `E: From<RateLimitExceeded>`
 /// (with the `axum` feature, `RateLimitExceeded` is itself a 429 response).
 /// Works on async and sync functions, methods and axum handlers (the
-/// future stays `Send`).
+/// future stays `Send`). A method without `key` shares one budget across
+/// instances; name a field of `self` in `key` for one budget per instance.
+///
+/// Misuse is a compile error at the offending token, as for
+/// [`cache_result`](macro@cache_result); the former spellings `prefix` and
+/// `key = <expression>` name `key_prefix` and the template to write.
 #[proc_macro_attribute]
 pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::rate_limit(attr.into(), item.into()).into()

@@ -1,7 +1,7 @@
 //! Counters that always expire: `INCRBY` and, when the key has no TTL
 //! (it was just created, or a TTL was lost), `PEXPIRE`, in one script.
 //!
-//! The guide increments with a bare `INCR` after reading the counter; when
+//! A bare `INCR` after reading the counter is not enough: when
 //! the key expires between the two calls, `INCR` creates a counter with no
 //! TTL that never goes away. This script cannot leave one behind.
 

@@ -7,6 +7,10 @@ use std::time::Duration;
 /// Errors never contain a password: connection URLs are redacted before they
 /// are stored in an error, and Redis errors are carried as the server's reply.
 ///
+/// An error's message does not repeat its [`source`](std::error::Error::source),
+/// so a report that walks the chain (anyhow's `{:#}`, `tracing-error`, or a
+/// loop over `source()`) prints each cause once.
+///
 /// ```
 /// use forge_cache_runtime::{Error, RedisSettings};
 ///
@@ -31,8 +35,9 @@ pub enum Error {
         /// What is accepted.
         expected: &'static str,
     },
-    /// The backend answered with an error or could not be reached.
-    #[error("redis error: {0}")]
+    /// The backend answered with an error or could not be reached; the
+    /// source is redis-rs's error.
+    #[error("redis error")]
     Redis(#[from] redis::RedisError),
     /// An operation did not finish within its bound.
     #[error("operation timed out after {0:?}")]
@@ -44,11 +49,13 @@ pub enum Error {
     /// `init` was called a second time, or after the first lazy use.
     #[error("forge-cache is already initialized; init may be called once, before first use")]
     AlreadyInitialized,
-    /// The backend is disabled because its configuration was invalid.
-    #[error("backend disabled: {0}")]
+    /// The process-wide manager is disabled because the environment holds
+    /// an invalid setting; the text names the setting, its value (redacted
+    /// where it could hold a password) and what is accepted.
+    #[error("forge-cache is disabled by an invalid configuration: {0}")]
     Disabled(String),
-    /// A value could not be turned into JSON.
-    #[error("could not encode value as JSON: {0}")]
+    /// A value could not be turned into JSON; the source is serde's error.
+    #[error("could not encode value as JSON")]
     Encode(#[source] serde_json::Error),
     /// A stored value could not be read back as the expected type. The
     /// message gives serde's error category and position only, never its
@@ -153,6 +160,22 @@ impl Error {
     }
 }
 
+/// Displays an error with what of its source is safe to log, `outer:
+/// inner`, for log lines and reports that are plain strings. Only a Redis
+/// error's source is shown, once (its own message already includes its
+/// cause); serde's errors (the sources of `Decode`, `Encode` and
+/// `CorruptSession`) can quote the data.
+pub(crate) struct Chain<'a>(pub(crate) &'a Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Error::Redis(redis) => write!(f, "{}: {redis}", self.0),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -189,6 +212,25 @@ mod tests {
         assert!(redis_error(ErrorKind::ClusterConnectionNotFound).is_outage());
         assert!(!redis_error(ErrorKind::Server(ServerErrorKind::CrossSlot)).is_outage());
         assert!(!redis_error(ErrorKind::Server(ServerErrorKind::ResponseError)).is_outage());
+    }
+
+    #[test]
+    fn a_message_does_not_repeat_its_source() {
+        use std::error::Error as _;
+        let redis = Error::Redis(RedisError::from((ErrorKind::Client, "boom")));
+        let encode = Error::Encode(serde_json::from_str::<u8>("x").unwrap_err());
+        for e in [redis, encode] {
+            let source = e.source().expect("has a source").to_string();
+            assert!(!e.to_string().contains(&source), "{e} repeats {source}");
+        }
+    }
+
+    #[test]
+    fn a_logged_chain_follows_redis_errors_but_never_serde_errors() {
+        let redis = Error::Redis(RedisError::from((ErrorKind::Client, "boom")));
+        assert!(Chain(&redis).to_string().starts_with("redis error: boom"));
+        let e = serde_json::from_slice::<u64>(br#""s3cret""#).unwrap_err();
+        assert!(!Chain(&Error::Decode(e)).to_string().contains("s3cret"));
     }
 
     #[test]

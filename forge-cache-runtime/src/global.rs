@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::sync::OnceLock;
 
-use crate::error::{Error, Result};
+use crate::error::{Chain, Error, Result};
 use crate::manager::CacheManager;
 use crate::settings::RedisSettings;
 
@@ -38,7 +38,7 @@ pub async fn init(settings: RedisSettings) -> Result<&'static CacheManager> {
     let manager = CacheManager::new(settings)?;
     install(manager.clone())?;
     if let Err(e) = manager.ping().await {
-        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %e,
+        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %Chain(&e),
             "backend not reachable at startup; cached calls run uncached until it answers");
     }
     Ok(global())
@@ -49,7 +49,7 @@ pub fn init_sync(settings: RedisSettings) -> Result<&'static CacheManager> {
     let manager = CacheManager::new(settings)?;
     install(manager.clone())?;
     if let Err(e) = manager.ping_sync() {
-        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %e,
+        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %Chain(&e),
             "backend not reachable at startup; cached calls run uncached until it answers");
     }
     Ok(global())
@@ -72,10 +72,20 @@ fn install(manager: CacheManager) -> Result<()> {
 ///
 /// Before [`init`], the first use configures it from the environment
 /// ([`RedisSettings::from_env`]): with no `REDIS_*` variables that is the
-/// in-memory backend. If the environment holds an invalid setting, the error
-/// is logged and the manager is *disabled*: cached functions run uncached
-/// and rate limits follow their `on_error` policy, as during a Redis outage.
-/// It never panics.
+/// in-memory backend. If the environment holds an invalid setting, the
+/// manager is *disabled*: cached functions run uncached and rate limits
+/// follow their `on_error` policy, as during a Redis outage. It never
+/// panics. So that a misconfiguration is noticed without a `tracing`
+/// subscriber, it is reported three ways:
+///
+/// - one line on standard error, naming the setting, its value and what is
+///   accepted (once per process);
+/// - an `error` event on the `forge_cache` target with the same text;
+/// - every operation's error ([`Error::Disabled`], also in
+///   [`CacheManager::health`]) and [`CacheManager::disabled_reason`].
+///
+/// Call [`init`] with [`RedisSettings::from_env`] at startup to get the
+/// error as a value instead, and refuse to start.
 ///
 /// ```
 /// let manager = forge_cache_runtime::global();
@@ -84,9 +94,13 @@ pub fn global() -> &'static CacheManager {
     GLOBAL.get_or_init(|| match RedisSettings::from_env().and_then(CacheManager::new) {
         Ok(m) => m,
         Err(e) => {
-            tracing::error!(target: "forge_cache", error = %e,
+            let reason = Chain(&e).to_string();
+            eprintln!(
+                "forge-cache: caching and rate limiting are OFF (calls run uncached, rate limits follow on_error): {reason}"
+            );
+            tracing::error!(target: "forge_cache", error = %Chain(&e),
                 "forge-cache is not configured correctly; caching and rate limiting are disabled (fail-open)");
-            CacheManager::disabled(e.to_string())
+            CacheManager::disabled(reason)
         }
     })
 }

@@ -49,7 +49,7 @@ impl CacheManager {
             reachable: ping.is_ok(),
             latency: ping.as_ref().ok().copied(),
             breaker_open: self.breaker_open(),
-            error: ping.err().map(|e| e.to_string()),
+            error: ping.err().map(|e| crate::error::Chain(&e).to_string()),
         }
     }
 }

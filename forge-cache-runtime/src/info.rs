@@ -1,4 +1,4 @@
-//! Memory information, as the guide's `get_redis_info` reports it.
+//! Memory information from `INFO memory`, or the in-memory backend's own.
 
 use crate::error::{Error, Result};
 

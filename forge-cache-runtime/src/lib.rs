@@ -29,8 +29,8 @@ mod session;
 mod settings;
 mod telemetry;
 
-pub use backend::cluster::{ClusterSyncConnection, ClusterSyncConnector};
-pub use backend::redis::{SyncConnection, SyncConnector};
+pub use backend::pool::{ClusterSyncConnection, PooledConnection, SyncConnection};
+pub use backend::raw::AsyncConnection;
 pub use cache::{CacheCounters, CacheStats};
 pub use error::{Error, Result};
 pub use global::{current, global, init, init_sync};
@@ -38,10 +38,7 @@ pub use health::Health;
 pub use info::{MemoryInfo, NodeMemory};
 pub use lock::{LockGuard, SyncLockGuard};
 pub use manager::CacheManager;
-pub use ratelimit::{
-    Algorithm, Decision, OnError, RateLimit, RateLimitExceeded, RateSite, rate_limit_check,
-    rate_limit_check_sync,
-};
+pub use ratelimit::{Algorithm, Decision, OnError, RateLimit, RateLimitExceeded};
 pub use secret::{Secret, redact_url};
 pub use session::{DEFAULT_SESSION_TTL, SessionStore};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
@@ -52,13 +49,14 @@ pub use redis;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::{
-        CacheSite, CallKey, KeyArg, KeyHasher, KeyTemplate, OptionPolicy, Policy, ResultPolicy,
-        ValuePolicy, cached, cached_sync, invalidate, invalidate_all, invalidate_all_sync,
-        invalidate_sync,
+        CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Policy,
+        ResultPolicy, ValuePolicy, cached, cached_sync, invalidate, invalidate_all,
+        invalidate_all_sync, invalidate_sync,
     };
     pub use crate::error::Result;
     pub use crate::global::current;
     pub use crate::ratelimit::{
-        Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check, rate_limit_check_sync,
+        Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check,
+        rate_limit_check_rendered, rate_limit_check_rendered_sync, rate_limit_check_sync,
     };
 }

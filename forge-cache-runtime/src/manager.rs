@@ -1,5 +1,5 @@
 //! The manager: one handle over a backend, with the circuit breaker, the key
-//! namespace and the guide's operations in async and sync form.
+//! namespace and the key-value operations in async and sync form.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -10,14 +10,16 @@ use ::redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::cluster::{ClusterBackend, ClusterSyncConnection};
+use crate::backend::cluster::ClusterBackend;
 use crate::backend::memory::MemoryStore;
+use crate::backend::pool::ClusterSyncConnection;
+use crate::backend::raw::AsyncConnection;
 use crate::backend::redis::RedisBackend;
 use crate::backend::{Backend, Op, reply};
 use crate::breaker::{Breaker, LogThrottle};
 use crate::cache::flight::Flights;
 use crate::codec::{decode, encode};
-use crate::error::{Error, Result};
+use crate::error::{Chain, Error, Result};
 use crate::glob;
 use crate::info::MemoryInfo;
 use crate::key::join_key;
@@ -27,7 +29,7 @@ use crate::settings::{BackendKind, RedisSettings, Target};
 ///
 /// Most programs configure one with [`init`](crate::init) at startup and
 /// never touch it again: the attribute macros find it on their own. Use it
-/// directly for the guide's manual operations.
+/// directly for manual operations: get, set, delete, patterns, locks.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
@@ -53,7 +55,7 @@ pub(crate) struct Inner {
     peak_bytes: AtomicUsize,
     /// In-flight misses of `#[cache_result]` calls (single-flight).
     pub(crate) flights: Flights,
-    /// Locks taken with the guide-shaped `acquire_lock`, by name.
+    /// Locks taken with the name-only `acquire_lock`, by name.
     pub(crate) held_locks: crate::lock::HeldLocks,
 }
 
@@ -117,7 +119,26 @@ impl CacheManager {
 
     /// Which backend this manager talks to.
     pub fn backend_kind(&self) -> BackendKind {
-        self.inner.settings.backend_kind()
+        match &self.inner.backend {
+            Backend::Disabled(_) => BackendKind::Disabled,
+            _ => self.inner.settings.backend_kind(),
+        }
+    }
+
+    /// Why this manager is disabled, if it is: the process-wide manager,
+    /// configured from an environment with an invalid setting, names the
+    /// setting, its value and what is accepted. Every operation then fails
+    /// with [`Error::Disabled`] carrying the same text.
+    ///
+    /// ```
+    /// let cache = forge_cache_runtime::CacheManager::new(Default::default()).unwrap();
+    /// assert_eq!(cache.disabled_reason(), None);
+    /// ```
+    pub fn disabled_reason(&self) -> Option<&str> {
+        match &self.inner.backend {
+            Backend::Disabled(why) => Some(why),
+            _ => None,
+        }
     }
 
     /// Whether the circuit breaker is open (the backend is being skipped).
@@ -165,6 +186,9 @@ impl CacheManager {
     pub(crate) fn record<T>(&self, r: &Result<T>) {
         match r {
             Ok(_) => self.inner.breaker.success(),
+            // A disabled manager stays disabled; its error names the
+            // setting, which an open breaker's error would hide.
+            Err(Error::Disabled(_)) => {}
             Err(e) if e.is_outage() => self.inner.breaker.failure(),
             Err(_) => {}
         }
@@ -174,7 +198,7 @@ impl CacheManager {
     /// lines suppressed meanwhile), so an outage does not flood the logs.
     pub(crate) fn warn_failure(&self, what: &str, err: &Error) {
         if let Some(suppressed) = self.inner.log.permit() {
-            tracing::warn!(target: "forge_cache", error = %err, suppressed, "{what}");
+            tracing::warn!(target: "forge_cache", error = %Chain(err), suppressed, "{what}");
         }
     }
 
@@ -182,14 +206,13 @@ impl CacheManager {
     /// function, named by its key prefix and function name.
     pub(crate) fn warn_failure_at(&self, prefix: &str, function: &str, what: &str, err: &Error) {
         if let Some(suppressed) = self.inner.log.permit() {
-            tracing::warn!(target: "forge_cache", prefix, function, error = %err, suppressed, "{what}");
+            tracing::warn!(target: "forge_cache", prefix, function, error = %Chain(err), suppressed, "{what}");
         }
     }
 
-    // ----- the guide's operations -----------------------------------------
+    // ----- key-value operations ---------------------------------------------
 
     /// Stores `value` as JSON under `key` for `ttl` (`SET key value PX ttl`).
-    /// The guide's `set_async(key, value, ex=ttl)`.
     pub async fn set<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -202,7 +225,7 @@ impl CacheManager {
             .map(drop)
     }
 
-    /// Sync form of [`set`](Self::set) (the guide's `set_sync`).
+    /// Sync form of [`set`](Self::set).
     pub fn set_sync<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -216,7 +239,6 @@ impl CacheManager {
 
     /// Reads the JSON value under `key`; `Ok(None)` when absent. A stored
     /// `0`, `""`, `[]`, `false` or `null` is a value, not a miss.
-    /// The guide's `get_async(key)`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get_bytes(key).await? {
             Some(b) => decode(&b).map(Some),
@@ -224,7 +246,7 @@ impl CacheManager {
         }
     }
 
-    /// Sync form of [`get`](Self::get) (the guide's `get_sync`).
+    /// Sync form of [`get`](Self::get).
     pub fn get_sync<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get_bytes_sync(key)? {
             Some(b) => decode(&b).map(Some),
@@ -282,12 +304,12 @@ impl CacheManager {
         Ok(v != Value::Nil)
     }
 
-    /// Deletes `key`; returns whether it existed. The guide's `delete_async`.
+    /// Deletes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         Ok(reply::<i64>(self.exec(Op::Del(&self.full_key(key))).await?)? > 0)
     }
 
-    /// Sync form of [`delete`](Self::delete) (the guide's `delete_sync`).
+    /// Sync form of [`delete`](Self::delete).
     pub fn delete_sync(&self, key: &str) -> Result<bool> {
         Ok(reply::<i64>(self.exec_sync(Op::Del(&self.full_key(key)))?)? > 0)
     }
@@ -295,7 +317,6 @@ impl CacheManager {
     /// Deletes every key matching the Redis glob `pattern` with `SCAN` and
     /// batched `UNLINK` (never `KEYS`); returns how many were deleted. Use
     /// [`glob::escape`] for literal parts that come from users.
-    /// The guide's `delete_pattern_async`.
     pub async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
         if !self.inner.breaker.allow() {
             return Err(Error::CircuitOpen);
@@ -363,25 +384,23 @@ impl CacheManager {
         Ok(start.elapsed())
     }
 
-    /// Whether the backend answers `PING`. The guide's
-    /// `async_test_connection`.
+    /// Whether the backend answers `PING`.
     pub async fn test_connection(&self) -> bool {
         self.ping().await.is_ok()
     }
 
-    /// Sync form of [`test_connection`](Self::test_connection) (the guide's
-    /// `sync_test_connection`).
+    /// Sync form of [`test_connection`](Self::test_connection).
     pub fn test_connection_sync(&self) -> bool {
         self.ping_sync().is_ok()
     }
 
-    /// Memory figures (`INFO memory`), as the guide's `get_redis_info`. On
+    /// Memory figures (`INFO memory`). On
     /// a Redis Cluster: every primary's figures, and their sums.
     pub async fn memory_info(&self) -> Result<MemoryInfo> {
         match &self.inner.backend {
             Backend::Cluster(c) => c.memory_info().await,
             Backend::Redis(r) => {
-                let mut conn = r.conn()?;
+                let mut conn = r.conn().await?;
                 let text: String = ::redis::cmd("INFO")
                     .arg("memory")
                     .query_async(&mut conn)
@@ -414,10 +433,13 @@ impl CacheManager {
         }
     }
 
-    /// The raw async Redis connection (multiplexed, reconnecting) for
-    /// commands forge-cache does not wrap. The guide's `get_async_client`.
-    /// Errors with [`Error::Unsupported`] on the in-memory backend and on a
-    /// Redis Cluster (use [`redis_cluster_async`](Self::redis_cluster_async)).
+    /// The manager's async Redis connection (multiplexed) for commands
+    /// forge-cache does not wrap.
+    ///
+    /// It works from any Tokio runtime and reconnects by itself (see
+    /// [`AsyncConnection`](crate::AsyncConnection)). Errors with
+    /// [`Error::Unsupported`] on the in-memory backend and on a Redis
+    /// Cluster (use [`redis_cluster_async`](Self::redis_cluster_async)).
     ///
     /// ```no_run
     /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
@@ -425,9 +447,9 @@ impl CacheManager {
     /// let n: i64 = redis::cmd("INCR").arg("visits").query_async(&mut conn).await?;
     /// # Ok(()) }
     /// ```
-    pub fn redis_async(&self) -> Result<::redis::aio::ConnectionManager> {
+    pub fn redis_async(&self) -> Result<AsyncConnection> {
         match &self.inner.backend {
-            Backend::Redis(r) => r.conn(),
+            Backend::Redis(r) => Ok(AsyncConnection::redis(r.clone(), r.db())),
             Backend::Cluster(_) => Err(Error::Unsupported(
                 "a single-server connection on a Redis Cluster (use redis_cluster_async)",
             )),
@@ -439,8 +461,9 @@ impl CacheManager {
 
     /// The raw async Redis Cluster connection for commands forge-cache does
     /// not wrap: it routes each command by its key's slot and follows
-    /// `MOVED`/`ASK`. Errors with [`Error::Unsupported`] unless the manager
-    /// is on a cluster.
+    /// `MOVED`/`ASK`; it works from any Tokio runtime and reconnects by
+    /// itself (see [`AsyncConnection`](crate::AsyncConnection)). Errors
+    /// with [`Error::Unsupported`] unless the manager is on a cluster.
     ///
     /// ```no_run
     /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
@@ -448,16 +471,17 @@ impl CacheManager {
     /// let n: i64 = redis::cmd("INCR").arg("visits").query_async(&mut conn).await?;
     /// # Ok(()) }
     /// ```
-    pub fn redis_cluster_async(&self) -> Result<::redis::cluster_async::ClusterConnection> {
+    pub fn redis_cluster_async(&self) -> Result<AsyncConnection> {
         match &self.inner.backend {
-            Backend::Cluster(c) => c.conn(),
+            Backend::Cluster(c) => Ok(AsyncConnection::cluster(c.clone())),
             _ => Err(Error::Unsupported(
                 "a Redis Cluster connection (this manager is not on a cluster)",
             )),
         }
     }
 
-    /// A raw sync Redis Cluster connection from the pool.
+    /// A raw sync Redis Cluster connection. It takes a place in the
+    /// manager's pool while it lives and is closed when dropped.
     ///
     /// ```no_run
     /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
@@ -467,18 +491,26 @@ impl CacheManager {
     /// ```
     pub fn redis_cluster_sync(&self) -> Result<ClusterSyncConnection> {
         match &self.inner.backend {
-            Backend::Cluster(c) => c.sync_conn(),
+            Backend::Cluster(c) => c.lend_sync(),
             _ => Err(Error::Unsupported(
                 "a Redis Cluster connection (this manager is not on a cluster)",
             )),
         }
     }
 
-    /// A raw sync Redis connection from the pool. The guide's
-    /// `get_sync_client`.
-    pub fn redis_sync(&self) -> Result<crate::backend::redis::SyncConnection> {
+    /// A raw sync Redis connection. It takes a place in the manager's pool
+    /// while it lives and is closed when dropped (not reused: whatever you
+    /// did to it, `SELECT` or `MULTI`, cannot reach forge-cache's calls).
+    ///
+    /// ```no_run
+    /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
+    /// let mut conn = cache.redis_sync()?;
+    /// let n: i64 = redis::cmd("INCR").arg("visits").query(&mut *conn)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_sync(&self) -> Result<crate::backend::pool::SyncConnection> {
         match &self.inner.backend {
-            Backend::Redis(r) => r.sync_conn(),
+            Backend::Redis(r) => r.lend_sync(),
             Backend::Cluster(_) => Err(Error::Unsupported(
                 "a single-server connection on a Redis Cluster (use redis_cluster_sync)",
             )),

@@ -1,8 +1,8 @@
-//! Typed sessions (the guide's "Session Storage"): JSON values under
+//! Typed sessions: JSON values under
 //! `[<namespace>:]session:<id>`, 24 hours by default, with sliding expiry.
 //!
 //! Ids the store makes are 128 random bits as 22 characters of unpadded
-//! base64url: unguessable and URL-safe. Ids the caller picks (the guide's
+//! base64url: unguessable and URL-safe. Ids the caller picks (such as
 //! `session:{user_id}`) are escaped with
 //! [`push_component`](crate::key::push_component), so an id taken from a
 //! request cannot name any key but its own session's.
@@ -24,7 +24,7 @@ use crate::lock::{arg_duration, millis};
 use crate::manager::CacheManager;
 use crate::random::random_id;
 
-/// The guide's session lifetime: 24 hours.
+/// The default session lifetime: 24 hours.
 ///
 /// ```
 /// assert_eq!(forge_cache_runtime::DEFAULT_SESSION_TTL.as_secs(), 86_400);
@@ -271,8 +271,8 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
     }
 
     /// Stores `data` under an id the caller chooses, replacing any session
-    /// there: the guide's `create_session(user_id, data)` (key
-    /// `session:<user_id>`). The id is escaped into one key component.
+    /// there, e.g. one session per user id (key `session:<user_id>`). The
+    /// id is escaped into one key component.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {
@@ -427,8 +427,7 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
         self.manager.expire_sync(&session_key(&id)?, self.ttl)
     }
 
-    /// Deletes the session (logout); returns whether it existed. The
-    /// guide's `delete_session`.
+    /// Deletes the session (logout); returns whether it existed.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> forge_cache_runtime::Result<()> {

@@ -164,6 +164,19 @@ macro_rules! on_every_backend_sync {
     };
 }
 
+/// An error and its sources, `outer: inner`, as a report prints them
+/// (messages do not repeat their sources).
+pub fn report(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 /// Polls `check` every few milliseconds until it holds or `within` passes.
 pub async fn eventually(within: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + within;

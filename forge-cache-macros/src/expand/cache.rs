@@ -1,108 +1,74 @@
 //! `#[cache_result]`: the function body wrapped in a cached call, and the
 //! invalidation companions.
 
-use proc_macro2::TokenStream;
-use quote::{ToTokens, format_ident, quote, quote_spanned};
-use syn::ext::IdentExt;
-use syn::{Ident, ItemFn, Member};
+use std::time::Duration;
 
-use super::{mixed, or_item, parse_fn, private_path, private_path_at};
-use crate::args::{CacheArgs, Template, TemplatePart};
-use crate::item::{FnInfo, ReturnKind, plain_pattern};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::{Ident, ItemFn};
+
+use super::{as_written, duration, function, mixed, private_path, private_path_at};
+use crate::args::CacheArgs;
+use crate::errors::Errors;
+use crate::item::{FnInfo, ReturnKind, plain_pattern, split_attrs};
+use crate::template::{Part, Template, list};
 
 /// How long `lock = true` waits for another process by default.
-const DEFAULT_LOCK_WAIT_MS: u64 = 3000;
-
-/// Lists `names` for an error message.
-fn list(names: &[&Ident]) -> String {
-    if names.is_empty() {
-        "it has none".to_owned()
-    } else {
-        let v: Vec<String> = names.iter().map(|i| format!("`{i}`")).collect();
-        format!("its arguments are {}", v.join(", "))
-    }
-}
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// How a call's key is built.
 enum KeyPlan<'a> {
-    /// MD5 over these arguments.
-    Hashed(Vec<&'a Ident>),
+    /// MD5 over the receiver (with `include(self)`: the span of its
+    /// `self`) and these arguments.
+    Hashed {
+        receiver: Option<Span>,
+        args: Vec<&'a Ident>,
+    },
     Template(&'a Template),
 }
 
-pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream {
-    or_item(expand_cache(attr, item.clone()), item)
-}
-
-fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args = CacheArgs::parse(attr)?;
-    let f = parse_fn(item, "cache_result")?;
-    let info = FnInfo::analyze(&f, "cache_result")?;
-    let bindings: Vec<&Ident> = info.bindings().collect();
-
-    for s in &args.skip {
-        if !bindings.contains(&s) {
-            return Err(syn::Error::new(
-                s.span(),
-                format!(
-                    "`skip` names `{s}`, which is not an argument of this function; {}",
-                    list(&bindings)
-                ),
-            ));
+impl KeyPlan<'_> {
+    /// Whether the key reads `self`, so the companion takes `&self`.
+    fn uses_self(&self) -> bool {
+        match self {
+            KeyPlan::Hashed { receiver, .. } => receiver.is_some(),
+            KeyPlan::Template(t) => t.names_self(),
         }
     }
-    let plan = match &args.template {
-        Some(t) => {
-            check_template(t, &info, &bindings, &args.skip)?;
-            KeyPlan::Template(t)
-        }
-        None => KeyPlan::Hashed(
-            bindings
-                .iter()
-                .copied()
-                .filter(|b| !args.skip.contains(b))
-                .collect(),
-        ),
-    };
+}
 
-    let p = private_path(args.krate.as_ref());
-    let name = f.sig.ident.unraw().to_string();
-    let (prefix, pattern) = match &args.template {
-        Some(t) => (template_prefix(t), {
-            let g = t.glob();
-            quote!(::core::option::Option::Some(#g))
-        }),
-        None => (
-            args.key_prefix
-                .as_ref()
-                .map_or_else(|| "cache".to_owned(), |p| p.0.clone()),
-            quote!(::core::option::Option::None),
-        ),
+pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = CacheArgs::parse(attr, &mut errors);
+    let Some((f, info)) = function(&item, "cache_result", &mut errors) else {
+        return as_written(errors.take().unwrap_or_default(), item, TokenStream::new());
     };
-    let ttl = args.ttl.unwrap_or(0);
+    let plan = key_plan(&args, &info, &mut errors);
     let kind = args.returns.map_or(info.ret_kind, |r| r.0);
     if let (Some(span), false) = (args.cache_none, kind == ReturnKind::Option) {
-        return Err(syn::Error::new(
+        errors.push(syn::Error::new(
             span,
             "`cache_none` applies to functions returning `Option` (add `returns = \"option\"` for an alias of `Option`)",
         ));
     }
-    let flags: u8 = u8::from(args.cache_none.is_some()) | (u8::from(args.early_refresh) << 1);
-    let refresh = (args.early_refresh || args.stale_ttl.is_some()).then(|| {
-        let stale = args.stale_ttl.unwrap_or(0);
-        let beta = args.beta.map_or(1.0, |b| b.0);
-        quote!(.refresh(#stale, #beta))
-    });
-    let lock = args.lock.then(|| {
-        let wait = args.lock_wait_ms.map_or(DEFAULT_LOCK_WAIT_MS, |w| w.0);
-        quote!(.lock(#wait))
-    });
-    let site = mixed("__FORGE_CACHE_SITE");
-    let site_def = quote! {
-        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern) #refresh #lock;
+    let p = private_path(args.krate.as_ref());
+    let name = f.sig.ident.unraw().to_string();
+    let companions = Companions {
+        f: &f,
+        info: &info,
+        plan: &plan,
+        p: &p,
+        name: &name,
     };
+    if let Some(errors) = errors.take() {
+        return as_written(errors, item, companions.stubs());
+    }
 
-    let key = key_expr(&p, &info, &plan);
+    let site = mixed("__FORGE_CACHE_SITE");
+    let site_def = site_def(&args, &plan, &p, &name, &site);
+    let self_by_value = info.receiver.as_ref().is_some_and(|r| r.by_value);
+    let key = key_expr(&p, &info, &plan, self_by_value);
     let key_var = mixed("__forge_cache_key");
     let ret = &info.ret;
     let policy = match kind {
@@ -115,7 +81,7 @@ fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream
     // The call is spanned at the return type, so an uncacheable return type
     // is reported there.
     let span = info.ret_span;
-    let body = if info.is_async {
+    let call = if info.is_async {
         let r = mixed("__forge_cache_ret");
         let fake_return = quote! {
             // Pins the block's type to the return type, so `?` and
@@ -133,85 +99,168 @@ fn expand_cache(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream
                 return #r;
             }
         };
-        let call = quote_spanned! {span=>
+        quote_spanned! {span=>
             #p_ret::cached::<#p_ret::#policy, _, _>(&#site, #key_var, async move {
                 #fake_return
                 #(#stmts)*
             })
             .await
-        };
-        quote! {
-            #site_def
-            let #key_var = #key;
-            #call
         }
     } else {
-        let call = quote_spanned! {span=>
+        quote_spanned! {span=>
             #p_ret::cached_sync::<#p_ret::#policy, _, _>(&#site, #key_var, move || -> #ret { #(#stmts)* })
-        };
-        quote! {
-            #site_def
-            let #key_var = #key;
-            #call
         }
     };
 
-    let attrs = &f.attrs;
+    let (outer, inner) = split_attrs(&f);
     let vis = &f.vis;
     let sig = &f.sig;
-    let companions = companions(&f, &info, &plan, &p, &site_def, &site, &name);
-    Ok(quote! {
-        #(#attrs)*
+    let companions = companions.real(&site_def, &site);
+    quote! {
+        #(#outer)*
         #vis #sig {
-            #body
+            #(#inner)*
+            #site_def
+            let #key_var = #key;
+            #call
         }
         #companions
-    })
+    }
 }
 
-/// Checks that every placeholder names an argument (or `self` in a
-/// method), and none is skipped.
-fn check_template(
-    t: &Template,
-    info: &FnInfo,
-    bindings: &[&Ident],
-    skip: &[Ident],
-) -> syn::Result<()> {
-    for part in &t.parts {
-        let TemplatePart::Var(path) = part else {
-            continue;
-        };
-        let head = path[0].as_str();
-        if head == "self" {
-            if !info.has_receiver {
-                return Err(syn::Error::new(
-                    t.lit.span(),
-                    "the key template names `self`, but this function has no `self` receiver",
+/// Checks `skip`, `include(self)` and the template against the function,
+/// and decides how the key is built. A method must say how `self` enters
+/// its key.
+fn key_plan<'a>(args: &'a CacheArgs, info: &'a FnInfo, errors: &mut Errors) -> KeyPlan<'a> {
+    let bindings: Vec<&Ident> = info.bindings().collect();
+    let skip_self = args.skip_self();
+    for s in &args.skip {
+        if s == "self" {
+            if info.receiver.is_none() {
+                errors.push(syn::Error::new(
+                    s.span(),
+                    "`skip(self)` leaves `self` out of the key, but this function has no `self` receiver",
                 ));
             }
-        } else if !bindings.iter().any(|b| *b == head) {
-            return Err(syn::Error::new(
-                t.lit.span(),
-                format!(
-                    "the key template names `{{{}}}`, but `{head}` is not an argument of this function; {}",
-                    path.join("."),
-                    list(bindings)
-                ),
-            ));
-        } else if let Some(s) = skip.iter().find(|s| *s == head) {
-            return Err(syn::Error::new(
+        } else if !bindings.contains(&s) {
+            errors.push(syn::Error::new(
                 s.span(),
-                format!("`{s}` is both skipped and used in the key template"),
+                format!(
+                    "`skip` names `{s}`, which is not an argument of this function; {}",
+                    list(&bindings)
+                ),
             ));
         }
     }
-    Ok(())
+    if let Some(include) = &args.include_self {
+        if info.receiver.is_none() {
+            errors.push(syn::Error::new(
+                include.span(),
+                "`include(self)` hashes `self` into the key, but this function has no `self` receiver",
+            ));
+        } else if let Some(s) = skip_self {
+            errors.push(syn::Error::new(
+                s.span(),
+                "`self` is both skipped and included",
+            ));
+        }
+    }
+    let says_how_self_enters = args.include_self.is_some() || skip_self.is_some();
+    match &args.template {
+        Some(t) => {
+            t.check(info, errors);
+            for s in args.skip.iter().filter(|s| t.heads().any(|h| *s == h)) {
+                errors.push(syn::Error::new(
+                    s.span(),
+                    format!("`{s}` is both skipped and used in the key template"),
+                ));
+            }
+            if let Some(include) = &args.include_self {
+                errors.push(syn::Error::new(
+                    include.span(),
+                    "`include(self)` hashes `self` into a hashed key; a key template names what it needs of `self` instead, e.g. `{self.id}`",
+                ));
+            }
+            if let Some(r) = &info.receiver {
+                if !t.names_self() && !says_how_self_enters {
+                    errors.push(syn::Error::new_spanned(
+                        &r.tokens,
+                        "the key template does not name `self`, so every instance would share entries; name the fields that tell instances apart (`{self.id}`), or add `skip(self)` if every instance may share the entries",
+                    ));
+                }
+            }
+            KeyPlan::Template(t)
+        }
+        None => {
+            if let Some(r) = &info.receiver {
+                if !says_how_self_enters {
+                    errors.push(syn::Error::new_spanned(
+                        &r.tokens,
+                        "this method's cache key must say how `self` enters it, or every instance would share entries; choose one: `include(self)` to hash `self` into the key (needs `Self: Serialize`), a key template naming its fields (`key = \"...{self.id}...\"`), or `skip(self)` if every instance may share the entries",
+                    ));
+                }
+            }
+            KeyPlan::Hashed {
+                receiver: args
+                    .include_self
+                    .as_ref()
+                    .filter(|_| info.receiver.is_some())
+                    .map(Ident::span),
+                args: bindings
+                    .into_iter()
+                    .filter(|b| !args.skip.contains(b))
+                    .collect(),
+            }
+        }
+    }
+}
+
+/// The `static` describing the function to the runtime.
+fn site_def(
+    args: &CacheArgs,
+    plan: &KeyPlan<'_>,
+    p: &TokenStream,
+    name: &str,
+    site: &Ident,
+) -> TokenStream {
+    let (prefix, pattern) = match plan {
+        KeyPlan::Template(t) => (template_prefix(t), {
+            let g = t.glob();
+            quote!(::core::option::Option::Some(#g))
+        }),
+        KeyPlan::Hashed { .. } => (
+            args.key_prefix
+                .as_ref()
+                .map_or_else(|| "cache".to_owned(), |p| p.0.clone()),
+            quote!(::core::option::Option::None),
+        ),
+    };
+    let ttl = match args.ttl {
+        Some(ttl) => {
+            let ttl = duration(ttl);
+            quote!(::core::option::Option::Some(#ttl))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let flags: u8 = u8::from(args.cache_none.is_some()) | (u8::from(args.early_refresh) << 1);
+    let refresh = (args.early_refresh || args.stale_ttl.is_some()).then(|| {
+        let stale = duration(args.stale_ttl.unwrap_or_default());
+        let beta = args.beta.map_or(1.0, |b| b.0);
+        quote!(.refresh(#stale, #beta))
+    });
+    let lock = args.lock.then(|| {
+        let wait = duration(args.lock_wait.map_or(DEFAULT_LOCK_WAIT, |w| w.0));
+        quote!(.lock(#wait))
+    });
+    quote! {
+        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern) #refresh #lock;
+    }
 }
 
 /// The counters' prefix of a template key: its first segment.
 fn template_prefix(t: &Template) -> String {
     match t.parts.first() {
-        Some(TemplatePart::Lit(s)) => {
+        Some(Part::Lit(s)) => {
             let first = s.split(':').next().unwrap_or("");
             if first.is_empty() { "cache" } else { first }.to_owned()
         }
@@ -220,144 +269,151 @@ fn template_prefix(t: &Template) -> String {
 }
 
 /// The expression computing the call's `CallKey`, from references to the
-/// key arguments (before the body takes them).
-fn key_expr(p: &TokenStream, info: &FnInfo, plan: &KeyPlan<'_>) -> TokenStream {
+/// key arguments (before the body takes them). `self_by_value`: the
+/// receiver is `self`, not a reference or pointer to it.
+fn key_expr(
+    p: &TokenStream,
+    info: &FnInfo,
+    plan: &KeyPlan<'_>,
+    self_by_value: bool,
+) -> TokenStream {
     match plan {
-        KeyPlan::Hashed(idents) => {
+        KeyPlan::Hashed { receiver, args } => {
             let h = mixed("__forge_cache_hasher");
             // One call per argument, spanned at it: a non-serializable
-            // argument's error points at that argument.
-            let args = idents
+            // argument's error points at that argument (and `self`'s at
+            // `include(self)`).
+            let receiver = receiver.map(|span| {
+                let this = syn::Token![self](span);
+                if self_by_value {
+                    quote_spanned!(span=> #h.receiver(&#this);)
+                } else {
+                    quote_spanned!(span=> #h.receiver(&*#this);)
+                }
+            });
+            let args = args
                 .iter()
                 .map(|id| quote_spanned!(id.span()=> #h.arg(&#id);));
             let ret = &info.ret;
             let mut types = TokenStream::new();
-            if info.is_generic || info.has_receiver || info.ret_mentions_self() {
+            if info.is_generic || info.receiver.is_some() || info.ret_mentions_self() {
                 types.extend(quote!(#h.type_name(::core::any::type_name::<#ret>());));
             }
-            if info.has_receiver {
+            if info.receiver.is_some() {
                 types.extend(quote!(#h.type_name(::core::any::type_name::<Self>());));
             }
             quote!({
                 let mut #h = #p::KeyHasher::new();
+                #receiver
                 #(#args)*
                 #types
                 #h.finish()
             })
         }
         KeyPlan::Template(t) => {
-            let k = mixed("__forge_cache_key");
-            let span = t.lit.span();
-            let mut capacity = 0usize;
-            let parts = t.parts.iter().map(|part| match part {
-                TemplatePart::Lit(s) => {
-                    capacity += s.len();
-                    quote!(#k.lit(#s);)
-                }
-                TemplatePart::Var(path) => {
-                    capacity += 16;
-                    let head = if path[0] == "self" {
-                        syn::Token![self](span).into_token_stream()
-                    } else {
-                        Ident::new(&path[0], span).into_token_stream()
-                    };
-                    let fields = path[1..].iter().map(|f| match f.parse::<u32>() {
-                        Ok(index) => Member::Unnamed(syn::Index { index, span }),
-                        Err(_) => Member::Named(Ident::new(f, span)),
-                    });
-                    quote_spanned!(span=> #k.part(&#head #(.#fields)*);)
-                }
-            });
-            let parts: Vec<TokenStream> = parts.collect();
-            quote!({
-                let mut #k = #p::KeyTemplate::new(#capacity);
-                #(#parts)*
-                #k.finish()
-            })
+            let rendered = t.render(p);
+            quote!(#rendered.finish())
         }
     }
 }
 
 /// `<name>_invalidate(<key args>)` and `<name>_invalidate_all()`.
-fn companions(
-    f: &ItemFn,
-    info: &FnInfo,
-    plan: &KeyPlan<'_>,
-    p: &TokenStream,
-    site_def: &TokenStream,
-    site: &Ident,
-    name: &str,
-) -> TokenStream {
-    let (key_names, uses_self): (Vec<&Ident>, bool) = match plan {
-        KeyPlan::Hashed(ids) => (ids.clone(), false),
-        KeyPlan::Template(t) => {
-            let mut uses_self = false;
-            let mut names = Vec::new();
-            for part in &t.parts {
-                if let TemplatePart::Var(path) = part {
-                    if path[0] == "self" {
-                        uses_self = true;
-                    } else if let Some(b) = info.bindings().find(|b| **b == path[0]) {
-                        names.push(b);
-                    }
-                }
-            }
-            (names, uses_self)
-        }
-    };
-    let params = info
-        .args
-        .iter()
-        .filter(|a| a.bindings.iter().any(|b| key_names.contains(&b)))
-        .map(|a| {
-            let pat = plain_pattern(&a.pat);
-            let ty = &a.ty;
-            quote!(#pat: #ty)
-        });
-    let receiver = uses_self.then(|| quote!(&self,));
-    let key = key_expr(p, info, plan);
-    let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
-    let cfgs2 = cfgs.clone();
-    let vis = &f.vis;
-    let span = f.sig.ident.span();
-    let one = format_ident!("{}_invalidate", name, span = span);
-    let all = format_ident!("{}_invalidate_all", name, span = span);
-    let generics = &f.sig.generics;
-    let where_clause = &generics.where_clause;
-    let doc_one = format!(
-        " Removes the entry `{name}` cached for these arguments; returns whether there was one.\n\n Generated by `#[cache_result]`."
-    );
-    let doc_all = format!(
-        " Removes every entry `{name}` cached; returns how many were removed.\n\n Generated by `#[cache_result]`."
-    );
-    let (asyncness, invalidate, invalidate_all, dot_await) = if info.is_async {
-        (
-            quote!(async),
-            quote!(#p::invalidate),
-            quote!(#p::invalidate_all),
-            quote!(.await),
+struct Companions<'a> {
+    f: &'a ItemFn,
+    info: &'a FnInfo,
+    plan: &'a KeyPlan<'a>,
+    p: &'a TokenStream,
+    name: &'a str,
+}
+
+impl Companions<'_> {
+    /// The companions, removing entries through `site`.
+    fn real(&self, site_def: &TokenStream, site: &Ident) -> TokenStream {
+        let p = self.p;
+        let key = key_expr(p, self.info, self.plan, false);
+        let (invalidate, invalidate_all, dot_await) = if self.info.is_async {
+            (
+                quote!(#p::invalidate),
+                quote!(#p::invalidate_all),
+                quote!(.await),
+            )
+        } else {
+            (
+                quote!(#p::invalidate_sync),
+                quote!(#p::invalidate_all_sync),
+                quote!(),
+            )
+        };
+        self.with_bodies(
+            quote!({
+                #site_def
+                #invalidate(&#site, #key) #dot_await
+            }),
+            quote!({
+                #site_def
+                #invalidate_all(&#site) #dot_await
+            }),
         )
-    } else {
-        (
-            quote!(),
-            quote!(#p::invalidate_sync),
-            quote!(#p::invalidate_all_sync),
-            quote!(),
-        )
-    };
-    quote! {
-        #(#cfgs)*
-        #[doc = #doc_one]
-        #[allow(unused_variables, clippy::extra_unused_type_parameters)]
-        #vis #asyncness fn #one #generics (#receiver #(#params),*) -> #p::Result<bool> #where_clause {
-            #site_def
-            #invalidate(&#site, #key) #dot_await
-        }
-        #(#cfgs2)*
-        #[doc = #doc_all]
-        #vis #asyncness fn #all() -> #p::Result<u64> {
-            #site_def
-            #invalidate_all(&#site) #dot_await
+    }
+
+    /// Companions with the same signatures and no bodies to speak of, for
+    /// an attribute with errors.
+    fn stubs(&self) -> TokenStream {
+        let unreachable = quote!({ ::core::unreachable!() });
+        self.with_bodies(unreachable.clone(), unreachable)
+    }
+
+    fn with_bodies(&self, one_body: TokenStream, all_body: TokenStream) -> TokenStream {
+        let (f, info, p, name) = (self.f, self.info, self.p, self.name);
+        let key_names: Vec<&Ident> = match self.plan {
+            KeyPlan::Hashed { args, .. } => args.clone(),
+            KeyPlan::Template(t) => info
+                .bindings()
+                .filter(|b| t.heads().any(|h| *b == h))
+                .collect(),
+        };
+        let params = info
+            .args
+            .iter()
+            .filter(|a| a.bindings.iter().any(|b| key_names.contains(&b)))
+            .map(|a| {
+                let pat = plain_pattern(&a.pat);
+                let ty = &a.ty;
+                quote!(#pat: #ty)
+            });
+        let receiver = (self.plan.uses_self() && info.receiver.is_some()).then(|| quote!(&self,));
+        // `#[cfg]`s apply to the companions too, written inside the body
+        // (`#![cfg]`) or not.
+        let cfgs: Vec<TokenStream> = f
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .map(|a| {
+                let meta = &a.meta;
+                quote!(#[#meta])
+            })
+            .collect();
+        let vis = &f.vis;
+        let span = f.sig.ident.span();
+        let one = format_ident!("{}_invalidate", name, span = span);
+        let all = format_ident!("{}_invalidate_all", name, span = span);
+        let generics = &f.sig.generics;
+        let where_clause = &generics.where_clause;
+        let doc_one = format!(
+            " Removes the entry `{name}` cached for these arguments; returns whether there was one.\n\n Generated by `#[cache_result]`."
+        );
+        let doc_all = format!(
+            " Removes every entry `{name}` cached; returns how many were removed.\n\n Generated by `#[cache_result]`."
+        );
+        let asyncness = info.is_async.then(|| quote!(async));
+        quote! {
+            #(#cfgs)*
+            #[doc = #doc_one]
+            #[allow(unused_variables, clippy::extra_unused_type_parameters)]
+            #vis #asyncness fn #one #generics (#receiver #(#params),*) -> #p::Result<bool> #where_clause #one_body
+            #(#cfgs)*
+            #[doc = #doc_all]
+            #vis #asyncness fn #all() -> #p::Result<u64> #all_body
         }
     }
 }

@@ -5,30 +5,44 @@
 mod cache;
 mod rate_limit;
 
+use std::time::Duration;
+
 use proc_macro2::{Span, TokenStream};
-use quote::quote_spanned;
+use quote::{quote, quote_spanned};
 use syn::{Ident, ItemFn};
+
+use crate::errors::Errors;
+use crate::item::FnInfo;
 
 pub(crate) use cache::cache_result;
 pub(crate) use rate_limit::rate_limit;
 
-/// On an error, the error and the item unchanged (so IDEs keep working).
-pub(crate) fn or_item(result: syn::Result<TokenStream>, item: TokenStream) -> TokenStream {
-    result.unwrap_or_else(|e| {
-        let mut out = e.to_compile_error();
-        out.extend(item);
-        out
-    })
-}
-
-/// Parses the annotated item as a function with a body.
-pub(crate) fn parse_fn(item: TokenStream, macro_name: &str) -> syn::Result<ItemFn> {
-    syn::parse2::<ItemFn>(item).map_err(|e| {
+/// Parses the annotated item as a function with a body, and analyses it;
+/// `None` when it is not one. Errors are recorded in `errors`.
+pub(crate) fn function(
+    item: &TokenStream,
+    macro_name: &str,
+    errors: &mut Errors,
+) -> Option<(ItemFn, FnInfo)> {
+    let f = errors.ok(syn::parse2::<ItemFn>(item.clone()).map_err(|e| {
         syn::Error::new(
             e.span(),
             format!("#[{macro_name}] applies to a function or method with a body ({e})"),
         )
-    })
+    }))?;
+    let info = FnInfo::analyze(&f, macro_name, errors);
+    Some((f, info))
+}
+
+/// The expansion of an attribute with errors: the errors, the item as
+/// written and `stubs` (what callers expect next to it), so that the
+/// errors are the attribute's only ones.
+pub(crate) fn as_written(
+    errors: TokenStream,
+    item: TokenStream,
+    stubs: TokenStream,
+) -> TokenStream {
+    quote!(#errors #item #stubs)
 }
 
 /// The path generated code goes through: `<crate>::__private`.
@@ -48,4 +62,10 @@ pub(crate) fn private_path_at(krate: Option<&syn::Path>, span: Span) -> TokenStr
 /// An identifier for a generated local, invisible to the user's code.
 pub(crate) fn mixed(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
+}
+
+/// A `::core::time::Duration` constant.
+pub(crate) fn duration(d: Duration) -> TokenStream {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    quote!(::core::time::Duration::from_millis(#ms))
 }

@@ -5,29 +5,35 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 
-use super::{mixed, or_item, parse_fn, private_path};
+use super::{as_written, duration, function, mixed, private_path, private_path_at};
 use crate::args::{Algorithm, RateArgs};
-use crate::item::{FnInfo, ReturnKind};
+use crate::errors::Errors;
+use crate::item::{ReturnKind, split_attrs};
 
 pub(crate) fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
-    or_item(expand_rate_limit(attr, item.clone()), item)
-}
-
-fn expand_rate_limit(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args = RateArgs::parse(attr)?;
-    let f = parse_fn(item, "rate_limit")?;
-    let info = FnInfo::analyze(&f, "rate_limit")?;
+    let mut errors = Errors::default();
+    let args = RateArgs::parse(attr, &mut errors);
+    let Some((f, info)) = function(&item, "rate_limit", &mut errors) else {
+        return as_written(errors.take().unwrap_or_default(), item, TokenStream::new());
+    };
     if info.ret_kind != ReturnKind::Result {
-        return Err(syn::Error::new(
+        errors.push(syn::Error::new(
             info.ret_span,
             "#[rate_limit] needs a function returning `Result<_, E>` with `E: From<RateLimitExceeded>`: a call over the limit returns `Err(RateLimitExceeded.into())`",
         ));
     }
+    if let Some(t) = &args.key {
+        t.check(&info, &mut errors);
+    }
+    if let Some(errors) = errors.take() {
+        return as_written(errors, item, TokenStream::new());
+    }
 
     let p = private_path(args.krate.as_ref());
     let name = f.sig.ident.unraw().to_string();
-    let prefix = &args.prefix;
-    let (max, window) = (args.max_requests, args.window_seconds);
+    let prefix = &args.key_prefix;
+    let max = args.max_requests;
+    let window = duration(args.window);
     let algorithm = match args.algorithm {
         Algorithm::FixedWindow => quote!(FixedWindow),
         Algorithm::SlidingWindow => quote!(SlidingWindow),
@@ -40,45 +46,46 @@ fn expand_rate_limit(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     };
     let site = mixed("__FORGE_RATE_SITE");
     let err = mixed("__forge_rate_limited");
-    let key = match &args.key {
-        // Evaluated once, before the body; the check formats it at once, so
-        // no borrow of the arguments outlives this statement.
-        Some(expr) => quote_spanned! {syn::spanned::Spanned::span(expr)=>
-            ::core::option::Option::Some(&(#expr) as &dyn ::core::fmt::Display)
-        },
-        None => quote!(::core::option::Option::None),
+    // The key is rendered once, before the body; the check takes the
+    // rendering, so no borrow of the arguments outlives this statement.
+    let check = match (&args.key, info.is_async) {
+        (None, true) => quote!(#p::rate_limit_check(&#site, ::core::option::Option::None).await),
+        (None, false) => quote!(#p::rate_limit_check_sync(&#site, ::core::option::Option::None)),
+        (Some(t), true) => {
+            let key = t.render(&p);
+            quote!(#p::rate_limit_check_rendered(&#site, #key).await)
+        }
+        (Some(t), false) => {
+            let key = t.render(&p);
+            quote!(#p::rate_limit_check_rendered_sync(&#site, #key))
+        }
     };
-    let check = if info.is_async {
-        quote!(#p::rate_limit_check(&#site, #key).await)
-    } else {
-        quote!(#p::rate_limit_check_sync(&#site, #key))
-    };
-    // Spanned at the return type: an `E` without `From<RateLimitExceeded>`
-    // is reported there.
     let into = match error_type(&info.ret) {
         // `<E as From<RateLimitExceeded>>::from`, spanned at `E`: a missing
         // conversion is reported at the error type.
         Some(e) => {
             let span = syn::spanned::Spanned::span(e);
-            let p_e = super::private_path_at(args.krate.as_ref(), span);
+            let p_e = private_path_at(args.krate.as_ref(), span);
             quote_spanned! {span=>
                 ::core::result::Result::Err(
                     <#e as ::core::convert::From<#p_e::RateLimitExceeded>>::from(#err)
                 )
             }
         }
-        // An alias such as `io::Result<T>`: the error type comes from it.
+        // An alias such as `io::Result<T>`: the error type comes from it,
+        // and a missing conversion is reported at the return type.
         None => quote_spanned! {info.ret_span=>
             ::core::result::Result::Err(::core::convert::From::from(#err))
         },
     };
-    let attrs = &f.attrs;
+    let (outer, inner) = split_attrs(&f);
     let vis = &f.vis;
     let sig = &f.sig;
     let stmts = &f.block.stmts;
-    Ok(quote! {
-        #(#attrs)*
+    quote! {
+        #(#outer)*
         #vis #sig {
+            #(#inner)*
             static #site: #p::RateSite = #p::RateSite::new(
                 #prefix,
                 ::core::concat!(::core::module_path!(), "::", #name),
@@ -93,7 +100,7 @@ fn expand_rate_limit(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
             #(#stmts)*
         }
-    })
+    }
 }
 
 /// `E` of a `Result<T, E>` written with both parameters.

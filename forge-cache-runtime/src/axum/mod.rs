@@ -1,7 +1,7 @@
 //! axum integration (feature `axum`).
 //!
 //! - [`RateLimitExceeded`] is a response: `429 Too Many Requests`, body
-//!   `{"detail":"Rate limit exceeded"}` (the guide's), `Retry-After`, and the
+//!   `{"detail":"Rate limit exceeded"}`, `Retry-After`, and the
 //!   rate-limit headers below. So a handler returning
 //!   `Result<_, RateLimitExceeded>` (or an error type that converts from it)
 //!   needs nothing else.
@@ -41,7 +41,7 @@ pub use layer::{RateLimitLayer, RateLimitService};
 
 use crate::ratelimit::{Decision, RateLimitExceeded};
 
-/// The body of a 429 (the guide's FastAPI `HTTPException` detail).
+/// The body of a 429, in the shape FastAPI's `HTTPException` gives it.
 pub const EXCEEDED_BODY: &str = r#"{"detail":"Rate limit exceeded"}"#;
 
 const X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");

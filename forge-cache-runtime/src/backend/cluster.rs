@@ -3,7 +3,7 @@
 //! map and reconnects) for async calls, and a pool of sync cluster
 //! connections, both with the socket timeout and a bounded number of retries.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
@@ -11,7 +11,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
 
-use super::redis::{QuietErrors, scan_cmd};
+use super::link::{Connect, Link};
+use super::pool::{ClusterSyncConnection, Pool};
+use super::redis::scan_cmd;
 use super::{Op, Script, reply};
 use crate::error::{Error, Result};
 use crate::info::MemoryInfo;
@@ -137,49 +139,39 @@ fn with_tls(
 }
 
 pub(crate) struct ClusterBackend {
-    client: ClusterClient,
-    timeout: Duration,
-    pool_size: u32,
-    async_conn: OnceLock<ClusterConnection>,
-    pool: OnceLock<r2d2::Pool<ClusterSyncConnector>>,
+    link: Link<Cluster>,
+    pool: Arc<Pool<redis::cluster::ClusterConnection>>,
 }
 
-/// Opens the sync pool's cluster connections, with the socket timeout on
-/// connect, read and write. Appears in [`ClusterSyncConnection`].
-pub struct ClusterSyncConnector {
+/// Opens the async cluster connection, with the socket timeout on connect
+/// and on every reply.
+pub(crate) struct Cluster {
     client: ClusterClient,
     timeout: Duration,
 }
 
-impl r2d2::ManageConnection for ClusterSyncConnector {
-    type Connection = redis::cluster::ClusterConnection;
-    type Error = redis::RedisError;
+impl Connect for Cluster {
+    type Conn = ClusterConnection;
 
-    fn connect(&self) -> Result<Self::Connection, redis::RedisError> {
+    fn open(&self) -> impl Future<Output = RedisResult<ClusterConnection>> + Send + 'static {
+        let client = self.client.clone();
         let config = ClusterConfig::new()
             .set_connection_timeout(self.timeout)
             .set_response_timeout(self.timeout);
-        let conn = self.client.get_connection_with_config(config)?;
-        conn.set_write_timeout(Some(self.timeout))?;
-        Ok(conn)
+        async move { client.get_async_connection_with_config(config).await }
     }
 
-    fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), redis::RedisError> {
-        redis::cmd("PING").query::<()>(conn)
-    }
-
-    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        !redis::ConnectionLike::is_open(conn)
+    fn run<'a>(
+        conn: &'a mut ClusterConnection,
+        op: Op<'a>,
+    ) -> impl Future<Output = RedisResult<Value>> + Send + 'a {
+        run(conn, op)
     }
 }
 
-/// A pooled sync Redis Cluster connection, from
-/// [`CacheManager::redis_cluster_sync`](crate::CacheManager::redis_cluster_sync).
-pub type ClusterSyncConnection = r2d2::PooledConnection<ClusterSyncConnector>;
-
 impl ClusterBackend {
     pub(crate) fn new(nodes: Vec<redis::ConnectionInfo>, settings: &RedisSettings) -> Result<Self> {
-        let (timeout, pool_size) = (settings.socket_timeout, settings.pool_size);
+        let timeout = settings.socket_timeout;
         let tls = nodes
             .first()
             .is_some_and(|n| matches!(n.addr(), redis::ConnectionAddr::TcpTls { .. }));
@@ -190,65 +182,64 @@ impl ClusterBackend {
             .min_retry_wait(RETRY_WAIT_MS.0)
             .max_retry_wait(RETRY_WAIT_MS.1);
         let client = with_tls(builder, settings, tls)?.build()?;
-        Ok(ClusterBackend {
-            client,
+        let opener = client.clone();
+        let pool = Pool::new(
+            move || {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout);
+                let conn = opener.get_connection_with_config(config)?;
+                conn.set_write_timeout(Some(timeout))?;
+                Ok(conn)
+            },
+            settings.pool_size,
             timeout,
-            pool_size,
-            async_conn: OnceLock::new(),
-            pool: OnceLock::new(),
+        );
+        Ok(ClusterBackend {
+            link: Link::new(Cluster { client, timeout }, timeout),
+            pool: Arc::new(pool),
         })
     }
 
-    /// The cluster connection, created on first use from inside the Tokio
-    /// runtime that will drive it. It connects in the background, so an
-    /// unreachable cluster surfaces as errors of the first commands.
-    pub(crate) fn conn(&self) -> Result<ClusterConnection> {
-        if let Some(c) = self.async_conn.get() {
-            return Ok(c.clone());
-        }
-        let config = ClusterConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout);
-        let conn = self.client.get_pending_async_connection_with_config(config);
-        Ok(self.async_conn.get_or_init(|| conn).clone())
+    /// The cluster connection, opened on first use on a runtime that
+    /// outlives the call, and again if it broke or that runtime shut down.
+    /// redis-rs reconnects to single nodes and refreshes the slot map from
+    /// inside the connection's own task, which runs on that runtime too.
+    pub(crate) async fn conn(&self) -> Result<ClusterConnection> {
+        self.link.conn().await
     }
 
-    /// A pooled sync cluster connection; waits at most the socket timeout.
+    /// The link, for the raw connection.
+    pub(crate) fn link(&self) -> &Link<Cluster> {
+        &self.link
+    }
+
+    /// Runs `op` on the cluster, bounded by the socket timeout.
+    pub(crate) async fn exec(&self, op: Op<'_>) -> Result<Value> {
+        self.link.exec(op).await
+    }
+
+    /// A pooled sync cluster connection: an idle one, a new one (a refused
+    /// connection fails at once), or the next one returned within the
+    /// socket timeout.
     pub(crate) fn sync_conn(&self) -> Result<ClusterSyncConnection> {
-        let pool = self.pool.get_or_init(|| {
-            r2d2::Pool::builder()
-                .max_size(self.pool_size)
-                .min_idle(Some(0))
-                .connection_timeout(self.timeout)
-                .test_on_check_out(false)
-                .error_handler(Box::new(QuietErrors))
-                .build_unchecked(self.connector())
-        });
-        match pool.get_timeout(self.timeout) {
-            Ok(c) => Ok(c),
-            // Connect once ourselves so the caller sees the real error.
-            Err(_) => match r2d2::ManageConnection::connect(&self.connector()) {
-                Err(e) => Err(Error::Redis(e)),
-                Ok(_) => Err(Error::Timeout(self.timeout)),
-            },
-        }
+        self.pool.get()
     }
 
-    fn connector(&self) -> ClusterSyncConnector {
-        ClusterSyncConnector {
-            client: self.client.clone(),
-            timeout: self.timeout,
-        }
+    /// A sync connection for the caller ([`ClusterSyncConnection`]).
+    pub(crate) fn lend_sync(&self) -> Result<ClusterSyncConnection> {
+        self.pool.lend_out()
     }
 
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
+    /// Runs `op` on a pooled sync cluster connection.
+    pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
+        self.pool.exec(op, |conn, op| super::run_sync(conn, op))
     }
 
     /// `SCAN` on every primary (a cluster-wide `SCAN` does not exist), then
     /// `UNLINK` of each batch, which redis-rs splits by hash slot.
     pub(crate) async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let mut deleted = 0u64;
         for (node, _) in on_primaries(conn.route_command(Cmd::ping(), all_primaries()).await?)? {
             let route = by_address(&node)?;
@@ -304,7 +295,7 @@ impl ClusterBackend {
 
     /// `INFO memory` from every primary, per node and summed.
     pub(crate) async fn memory_info(&self) -> Result<MemoryInfo> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let value = conn.route_command(info_memory(), all_primaries()).await?;
         MemoryInfo::from_nodes(on_primaries(value)?)
     }
@@ -452,7 +443,10 @@ mod tests {
         let op = Op::Script(&ADD_BOTH, &["a", "b"], &[Arg::Int(1)]);
         let err = b.exec(op).await.unwrap_err();
         assert!(
-            err.to_string().to_lowercase().contains("crossslot"),
+            crate::error::Chain(&err)
+                .to_string()
+                .to_lowercase()
+                .contains("crossslot"),
             "{err}"
         );
     }

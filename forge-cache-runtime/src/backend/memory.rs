@@ -209,7 +209,11 @@ impl Txn<'_> {
 
     pub(crate) fn set(&mut self, key: &str, value: Value, ttl: Duration) {
         let ttl = ttl.max(Duration::from_millis(1));
-        let deadline = self.now + ttl;
+        // A TTL too long for the clock (`Duration::MAX`) is a century.
+        let deadline = self
+            .now
+            .checked_add(ttl)
+            .unwrap_or(self.now + Duration::from_secs(100 * 365 * 86_400));
         self.wrote = true;
         let shard = &mut *self.shard;
         shard.seq += 1;

@@ -3,7 +3,11 @@
 //! both backends and both (async and sync) call styles share one definition.
 
 pub(crate) mod cluster;
+mod io;
+mod link;
 pub(crate) mod memory;
+pub(crate) mod pool;
+pub(crate) mod raw;
 pub(crate) mod redis;
 
 use std::sync::Arc;
@@ -59,6 +63,7 @@ impl ::redis::ToRedisArgs for Arg<'_> {
 }
 
 /// One backend operation.
+#[derive(Clone, Copy)]
 pub(crate) enum Op<'a> {
     Get(&'a str),
     Set(&'a str, &'a [u8], Duration),
@@ -71,10 +76,16 @@ pub(crate) enum Op<'a> {
 }
 
 fn millis(ttl: Duration) -> u64 {
-    (ttl.as_millis() as u64).max(1)
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl Op<'_> {
+    /// Whether sending it twice has the effect of sending it once (so it
+    /// may be sent again after its connection broke).
+    pub(crate) fn is_idempotent(&self) -> bool {
+        !matches!(self, Op::SetNx(..) | Op::Script(..))
+    }
+
     fn cmd(&self) -> Cmd {
         let mut c;
         match *self {
@@ -159,8 +170,8 @@ impl Backend {
     pub(crate) async fn exec(&self, op: Op<'_>) -> Result<Value> {
         match self {
             Backend::Memory(m) => Ok(op.on_memory(m)),
-            Backend::Redis(r) => bounded(r.timeout(), run_async(&mut r.conn()?, op)).await,
-            Backend::Cluster(c) => bounded(c.timeout(), cluster::run(&mut c.conn()?, op)).await,
+            Backend::Redis(r) => r.exec(op).await,
+            Backend::Cluster(c) => c.exec(op).await,
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
@@ -168,8 +179,8 @@ impl Backend {
     pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
         match self {
             Backend::Memory(m) => Ok(op.on_memory(m)),
-            Backend::Redis(r) => Ok(run_sync(&mut *r.sync_conn()?, op)?),
-            Backend::Cluster(c) => Ok(run_sync(&mut *c.sync_conn()?, op)?),
+            Backend::Redis(r) => r.exec_sync(op),
+            Backend::Cluster(c) => c.exec_sync(op),
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
@@ -196,7 +207,10 @@ impl Backend {
 /// Runs `op` on a single-server or cluster connection. On a cluster the
 /// command (or `EVALSHA`, by its first key) goes to the slot's primary, and
 /// `SCRIPT LOAD` after `NOSCRIPT` goes to every node.
-async fn run_async(conn: &mut impl ::redis::aio::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
+pub(crate) async fn run_async(
+    conn: &mut impl ::redis::aio::ConnectionLike,
+    op: Op<'_>,
+) -> RedisResult<Value> {
     match op {
         Op::Script(script, keys, args) => invocation(script, keys, args).invoke_async(conn).await,
         op => op.cmd().query_async(conn).await,
@@ -204,7 +218,7 @@ async fn run_async(conn: &mut impl ::redis::aio::ConnectionLike, op: Op<'_>) -> 
 }
 
 /// Sync form of [`run_async`].
-fn run_sync(conn: &mut dyn ::redis::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
+pub(crate) fn run_sync(conn: &mut dyn ::redis::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
     match op {
         Op::Script(script, keys, args) => invocation(script, keys, args).invoke(conn),
         op => op.cmd().query(conn),
@@ -222,15 +236,14 @@ fn invocation<'s>(script: &'s Script, keys: &[&str], args: &[Arg<'_>]) -> Script
     inv
 }
 
-/// Runs `fut`, failing with [`Error::Timeout`] after `timeout`.
-async fn bounded<T>(timeout: Duration, fut: impl Future<Output = RedisResult<T>>) -> Result<T> {
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(Error::Timeout(timeout)),
-    }
-}
-
-/// Converts a reply into `T`.
+/// Converts a reply into `T`. A reply of another type is a protocol error
+/// naming `T` only: redis-rs's conversion error quotes the reply, which can
+/// be stored data (a session, a value).
 pub(crate) fn reply<T: ::redis::FromRedisValue>(v: Value) -> Result<T> {
-    ::redis::from_redis_value(v).map_err(|e| Error::Redis(e.into()))
+    ::redis::from_redis_value(v).map_err(|_| {
+        Error::Protocol(format!(
+            "reply not convertible to {}",
+            std::any::type_name::<T>()
+        ))
+    })
 }

@@ -1,12 +1,18 @@
-//! The Redis backend: one multiplexed, self-reconnecting async connection
-//! and a pool of sync connections, both with the socket timeout.
+//! The Redis backend: one multiplexed async connection, opened on the I/O
+//! runtime and again after it breaks, and a pool of sync connections, both
+//! with the socket timeout.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::RedisResult;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
 
-use crate::error::{Error, Result};
+use super::link::{Connect, Link};
+use super::pool::{Pool, SyncConnection};
+use super::{Op, run_async, run_sync};
+use crate::error::Result;
 use crate::settings::RedisSettings;
 
 /// Builds the client, applying the TLS settings to `rediss://` targets.
@@ -41,7 +47,7 @@ pub(crate) fn tls_certificates(
         return Ok(None);
     };
     let pem = std::fs::read(path).map_err(|_| {
-        Error::config(
+        crate::error::Error::config(
             "REDIS_TLS_CA_FILE",
             path.display().to_string(),
             "the path of a readable PEM file",
@@ -62,121 +68,107 @@ fn client(info: redis::ConnectionInfo, _settings: &RedisSettings) -> Result<redi
 pub(crate) const SCAN_BATCH: usize = 500;
 
 pub(crate) struct RedisBackend {
+    db: i64,
+    link: Link<Multiplexed>,
+    pool: Arc<Pool<redis::Connection>>,
+}
+
+/// Opens the multiplexed connection, with the socket timeout on connect
+/// and on every reply.
+pub(crate) struct Multiplexed {
     client: redis::Client,
     timeout: Duration,
-    pool_size: u32,
-    async_conn: OnceLock<ConnectionManager>,
-    pool: OnceLock<r2d2::Pool<SyncConnector>>,
 }
 
-/// Opens the sync pool's connections, with the socket timeout on connect,
-/// read and write. Appears in [`SyncConnection`].
-pub struct SyncConnector {
-    client: redis::Client,
-    timeout: Duration,
-}
+impl Connect for Multiplexed {
+    type Conn = MultiplexedConnection;
 
-impl r2d2::ManageConnection for SyncConnector {
-    type Connection = redis::Connection;
-    type Error = redis::RedisError;
-
-    fn connect(&self) -> Result<redis::Connection, redis::RedisError> {
-        let conn = self.client.get_connection_with_timeout(self.timeout)?;
-        conn.set_read_timeout(Some(self.timeout))?;
-        conn.set_write_timeout(Some(self.timeout))?;
-        Ok(conn)
+    fn open(&self) -> impl Future<Output = RedisResult<MultiplexedConnection>> + Send + 'static {
+        let client = self.client.clone();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        async move {
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        }
     }
 
-    fn is_valid(&self, conn: &mut redis::Connection) -> Result<(), redis::RedisError> {
-        redis::cmd("PING").query::<()>(conn)
+    fn run<'a>(
+        conn: &'a mut MultiplexedConnection,
+        op: Op<'a>,
+    ) -> impl Future<Output = RedisResult<Value>> + Send + 'a {
+        run_async(conn, op)
     }
-
-    fn has_broken(&self, conn: &mut redis::Connection) -> bool {
-        !redis::ConnectionLike::is_open(conn)
-    }
-}
-
-/// A pooled sync Redis connection, from
-/// [`CacheManager::redis_sync`](crate::CacheManager::redis_sync).
-pub type SyncConnection = r2d2::PooledConnection<SyncConnector>;
-
-/// Silences r2d2's default error logging: failures reach the caller as
-/// errors and are logged once, without connection details.
-#[derive(Debug)]
-pub(crate) struct QuietErrors;
-
-impl r2d2::HandleError<redis::RedisError> for QuietErrors {
-    fn handle_error(&self, _error: redis::RedisError) {}
 }
 
 impl RedisBackend {
     pub(crate) fn new(info: redis::ConnectionInfo, settings: &RedisSettings) -> Result<Self> {
         let client = client(info, settings)?;
-        let (timeout, pool_size) = (settings.socket_timeout, settings.pool_size);
-        Ok(RedisBackend {
-            client,
+        let timeout = settings.socket_timeout;
+        let opener = client.clone();
+        let pool = Pool::new(
+            move || {
+                let conn = opener.get_connection_with_timeout(timeout)?;
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))?;
+                Ok(conn)
+            },
+            settings.pool_size,
             timeout,
-            pool_size,
-            async_conn: OnceLock::new(),
-            pool: OnceLock::new(),
+        );
+        Ok(RedisBackend {
+            db: client.get_connection_info().redis_settings().db(),
+            link: Link::new(Multiplexed { client, timeout }, timeout),
+            pool: Arc::new(pool),
         })
     }
 
-    /// The multiplexed connection, created on first use from inside the
-    /// Tokio runtime that will drive it.
-    pub(crate) fn conn(&self) -> Result<ConnectionManager> {
-        if let Some(c) = self.async_conn.get() {
-            return Ok(c.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        Ok(self.async_conn.get_or_init(|| conn).clone())
+    /// The multiplexed connection, opened on first use on a runtime that
+    /// outlives the call, and again after it broke or that runtime shut
+    /// down.
+    pub(crate) async fn conn(&self) -> Result<MultiplexedConnection> {
+        self.link.conn().await
     }
 
-    /// A pooled sync connection; waits at most the socket timeout for one.
-    pub(crate) fn sync_conn(&self) -> Result<r2d2::PooledConnection<SyncConnector>> {
-        let pool = self.pool.get_or_init(|| {
-            r2d2::Pool::builder()
-                .max_size(self.pool_size)
-                .min_idle(Some(0))
-                .connection_timeout(self.timeout)
-                .test_on_check_out(false)
-                .error_handler(Box::new(QuietErrors))
-                .build_unchecked(SyncConnector {
-                    client: self.client.clone(),
-                    timeout: self.timeout,
-                })
-        });
-        // Connect once ourselves when the pool is empty so that the caller
-        // sees the real error (refused, auth) rather than r2d2's timeout.
-        match pool.get_timeout(self.timeout) {
-            Ok(c) => Ok(c),
-            Err(_) => {
-                let probe = SyncConnector {
-                    client: self.client.clone(),
-                    timeout: self.timeout,
-                };
-                match r2d2::ManageConnection::connect(&probe) {
-                    Err(e) => Err(Error::Redis(e)),
-                    Ok(_) => Err(Error::Timeout(self.timeout)),
-                }
-            }
-        }
+    /// The database number of the connection.
+    pub(crate) fn db(&self) -> i64 {
+        self.db
     }
 
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
+    /// The link, for the raw connection.
+    pub(crate) fn link(&self) -> &Link<Multiplexed> {
+        &self.link
+    }
+
+    /// Runs `op` on the multiplexed connection, bounded by the socket
+    /// timeout.
+    pub(crate) async fn exec(&self, op: Op<'_>) -> Result<Value> {
+        self.link.exec(op).await
+    }
+
+    /// A pooled sync connection: an idle one, a new one (a refused
+    /// connection fails at once), or the next one returned within the
+    /// socket timeout.
+    pub(crate) fn sync_conn(&self) -> Result<SyncConnection> {
+        self.pool.get()
+    }
+
+    /// A sync connection for the caller ([`SyncConnection`]).
+    pub(crate) fn lend_sync(&self) -> Result<SyncConnection> {
+        self.pool.lend_out()
+    }
+
+    /// Runs `op` on a pooled sync connection.
+    pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
+        self.pool.exec(op, |conn, op| run_sync(conn, op))
     }
 
     /// `SCAN` + `UNLINK` in batches: never `KEYS`, never blocks the server
     /// for long.
     pub(crate) async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn().await?;
         let mut cursor: u64 = 0;
         let mut deleted = 0u64;
         loop {

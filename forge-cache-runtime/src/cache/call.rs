@@ -13,7 +13,7 @@ use super::refresh::{EnvelopeRef, GET_WITH_PTTL, decode_stored, marker_key, unif
 use super::site::{CacheSite, CallKey};
 use super::stats::{Event, count};
 use crate::backend::{Op, reply};
-use crate::error::{Error, Result};
+use crate::error::{Chain, Error, Result};
 use crate::global::current;
 use crate::key::{hex_digest, join_key};
 use crate::lock::{LockGuard, SyncLockGuard};
@@ -123,7 +123,7 @@ fn read_failed<S>(site: &'static CacheSite, manager: &CacheManager, what: &str) 
 
 fn failed(site: &'static CacheSite, manager: &CacheManager, what: &str, e: &Error) {
     count(site, Event::Error);
-    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e, "cache error");
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %Chain(e), "cache error");
     manager.warn_failure_at(site.prefix(), site.name(), what, e);
 }
 
@@ -277,6 +277,7 @@ fn reread_leader<'r, 'a>(
     site: &'static CacheSite,
     manager: &CacheManager,
     role: &'r mut Role<'a>,
+    key: &str,
     generation: u64,
     plain_miss: bool,
 ) -> Option<&'r mut Leader<'a>> {
@@ -284,7 +285,7 @@ fn reread_leader<'r, 'a>(
         Role::Lead(leader)
             if plain_miss
                 && site.lock_wait().is_none()
-                && manager.inner.flights.generation() != generation =>
+                && manager.inner.flights.generation(key) != generation =>
         {
             Some(leader)
         }
@@ -326,7 +327,7 @@ fn lock_taken(site: &'static CacheSite, asked: Instant) {
 }
 
 fn lock_failed(site: &'static CacheSite, e: &Error) {
-    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %e,
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %Chain(e),
         "cache lock not taken; computing without it");
 }
 
@@ -402,7 +403,7 @@ async fn before<'a, S: DeserializeOwned>(
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
-    let generation = manager.inner.flights.generation();
+    let generation = manager.inner.flights.generation(&key);
     let reply = if site.refreshes() {
         manager.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
     } else {
@@ -444,6 +445,7 @@ async fn before<'a, S: DeserializeOwned>(
         site,
         manager,
         &mut role,
+        &key,
         generation,
         backend_ok && stale.is_none(),
     ) {
@@ -541,7 +543,7 @@ fn before_sync<'a, S: DeserializeOwned>(
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
-    let generation = manager.inner.flights.generation();
+    let generation = manager.inner.flights.generation(&key);
     let reply = if site.refreshes() {
         manager.exec_sync(Op::Script(&GET_WITH_PTTL, &[&key], &[]))
     } else {
@@ -582,6 +584,7 @@ fn before_sync<'a, S: DeserializeOwned>(
         site,
         manager,
         &mut role,
+        &key,
         generation,
         backend_ok && stale.is_none(),
     ) {

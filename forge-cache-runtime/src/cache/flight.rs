@@ -16,12 +16,35 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
+/// Counters of ended flights, by a hash of the key: enough that a miss
+/// rarely shares its counter with one of the other keys whose flights end
+/// while it reads (a shared counter costs one extra `GET`, nothing more).
+const ENDED_SLOTS: usize = 4096;
+
 /// The flights of one manager, by full key.
-#[derive(Default)]
 pub(crate) struct Flights {
     map: Mutex<HashMap<Box<str>, Arc<Flight>>>,
-    /// Flights that ended (any key), counted when they leave the map.
-    ended: AtomicU64,
+    /// Flights that ended, counted by key slot when they leave the map.
+    ended: Box<[AtomicU64]>,
+}
+
+impl Default for Flights {
+    fn default() -> Self {
+        Flights {
+            map: Mutex::default(),
+            ended: (0..ENDED_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+/// FNV-1a: a few cycles for a short key; the slot needs no defence against
+/// chosen collisions (a collision costs one `GET`).
+fn slot(key: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key.as_bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h as usize) % ENDED_SLOTS
 }
 
 /// One computation in progress.
@@ -72,11 +95,12 @@ impl Flights {
         })
     }
 
-    /// Changes whenever a flight ends. A caller that read this before a
-    /// cache miss and finds it changed when it becomes a leader may have
-    /// missed a value stored meanwhile by the flight that just ended.
-    pub(crate) fn generation(&self) -> u64 {
-        self.ended.load(Ordering::Acquire)
+    /// Changes whenever a flight of `key` ends (and, rarely, when one of a
+    /// key sharing its slot does). A caller that read this before a cache
+    /// miss and finds it changed when it becomes a leader may have missed a
+    /// value stored meanwhile by the flight that just ended.
+    pub(crate) fn generation(&self, key: &str) -> u64 {
+        self.ended[slot(key)].load(Ordering::Acquire)
     }
 
     #[cfg(test)]
@@ -149,7 +173,7 @@ impl Drop for Leader<'_> {
             {
                 map.remove(&self.key);
                 // Under the map's lock: whoever leads this key next sees it.
-                self.flights.ended.fetch_add(1, Ordering::Release);
+                self.flights.ended[slot(&self.key)].fetch_add(1, Ordering::Release);
             }
         }
         if !self.finished {
@@ -180,21 +204,38 @@ mod tests {
     #[test]
     fn a_late_leader_sees_that_a_flight_ended_since_its_read() {
         let flights = Flights::default();
-        let before_read = flights.generation();
+        let before_read = flights.generation("k");
         let Join::Lead(mut first) = flights.join("k") else {
             panic!("first caller leads")
         };
-        assert_eq!(flights.generation(), before_read, "nothing ended yet");
+        assert_eq!(flights.generation("k"), before_read, "nothing ended yet");
         first.finish(Some(b"1"));
         drop(first); // stored and gone
         let Join::Lead(_late) = flights.join("k") else {
             panic!("the key is free again")
         };
         assert_ne!(
-            flights.generation(),
+            flights.generation("k"),
             before_read,
             "so the late leader re-reads"
         );
+    }
+
+    #[test]
+    fn flights_of_other_keys_ending_do_not_make_a_leader_reread() {
+        let flights = Flights::default();
+        let before_read = flights.generation("mine");
+        for i in 0..64 {
+            let key = format!("other:{i}");
+            if slot(&key) == slot("mine") {
+                continue;
+            }
+            let Join::Lead(mut other) = flights.join(&key) else {
+                panic!("distinct keys lead")
+            };
+            other.finish(Some(b"1"));
+        }
+        assert_eq!(flights.generation("mine"), before_read);
     }
 
     #[tokio::test]

@@ -27,5 +27,5 @@ pub use call::{
     cached, cached_sync, invalidate, invalidate_all, invalidate_all_sync, invalidate_sync,
 };
 pub use policy::{OptionPolicy, Policy, ResultPolicy, ValuePolicy};
-pub use site::{CacheSite, CallKey, KeyArg, KeyHasher, KeyTemplate};
+pub use site::{CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate};
 pub use stats::{CacheCounters, CacheStats};

@@ -1,6 +1,7 @@
 //! A cached function's static description, and the key of one call.
 
 use std::fmt::Display;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -12,19 +13,21 @@ use crate::key::{ArgsHasher, hex_digest, join_key, push_bounded_component};
 /// it: its key prefix and name, its TTL, its flags, and its counters.
 ///
 /// ```
+/// use std::time::Duration;
 /// use forge_cache_runtime::__private::CacheSite;
-/// static SITE: CacheSite = CacheSite::new("products", "get_products", 1800, 0, None);
+/// static SITE: CacheSite =
+///     CacheSite::new("products", "get_products", Some(Duration::from_secs(1800)), 0, None);
 /// assert_eq!(SITE.prefix(), "products");
 /// ```
 pub struct CacheSite {
     prefix: &'static str,
     name: &'static str,
-    ttl_secs: u64,
+    ttl: Option<Duration>,
     flags: u8,
     template_pattern: Option<&'static str>,
-    stale_secs: u64,
+    stale: Duration,
     beta: f64,
-    lock_wait_ms: u64,
+    lock_wait: Option<Duration>,
     pub(crate) counters: Counters,
 }
 
@@ -32,25 +35,25 @@ impl CacheSite {
     /// Flag: store `None` too (`cache_none = true`).
     pub const CACHE_NONE: u8 = 1;
 
-    /// A site. `ttl_secs == 0` means the settings' default TTL.
+    /// A site. `ttl: None` means the settings' default TTL.
     /// `template_pattern` is the glob matching every key of a key template
     /// (`Some("user:*:profile")`), `None` for hashed keys.
     pub const fn new(
         prefix: &'static str,
         name: &'static str,
-        ttl_secs: u64,
+        ttl: Option<Duration>,
         flags: u8,
         template_pattern: Option<&'static str>,
     ) -> Self {
         CacheSite {
             prefix,
             name,
-            ttl_secs,
+            ttl,
             flags,
             template_pattern,
-            stale_secs: 0,
+            stale: Duration::ZERO,
             beta: 1.0,
-            lock_wait_ms: 0,
+            lock_wait: None,
             counters: Counters::new(),
         }
     }
@@ -58,32 +61,32 @@ impl CacheSite {
     /// Flag: probabilistic early recomputation (`early_refresh = true`).
     pub const EARLY_REFRESH: u8 = 2;
 
-    /// Sets `stale_ttl` (seconds an expired value is still served while one
-    /// caller refreshes it) and the XFetch `beta`.
-    pub const fn refresh(mut self, stale_secs: u64, beta: f64) -> Self {
-        self.stale_secs = stale_secs;
+    /// Sets `stale_ttl` (how long an expired value is still served while
+    /// one caller refreshes it) and the XFetch `beta`.
+    pub const fn refresh(mut self, stale: Duration, beta: f64) -> Self {
+        self.stale = stale;
         self.beta = beta;
         self
     }
 
-    /// Sets `lock = true`: on a miss, wait at most `wait_ms` for another
+    /// Sets `lock = true`: on a miss, wait at most `wait` for another
     /// process computing the same key.
-    pub const fn lock(mut self, wait_ms: u64) -> Self {
-        self.lock_wait_ms = wait_ms;
+    pub const fn lock(mut self, wait: Duration) -> Self {
+        self.lock_wait = Some(wait);
         self
     }
 
     /// The bound of the cross-process wait, when `lock = true`.
-    pub(crate) fn lock_wait(&self) -> Option<std::time::Duration> {
-        (self.lock_wait_ms > 0).then(|| std::time::Duration::from_millis(self.lock_wait_ms))
+    pub(crate) fn lock_wait(&self) -> Option<Duration> {
+        self.lock_wait.filter(|w| !w.is_zero())
     }
 
     pub(crate) fn early_refresh(&self) -> bool {
         self.flags & Self::EARLY_REFRESH != 0
     }
 
-    pub(crate) fn stale(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.stale_secs)
+    pub(crate) fn stale(&self) -> Duration {
+        self.stale
     }
 
     pub(crate) fn beta(&self) -> f64 {
@@ -92,7 +95,7 @@ impl CacheSite {
 
     /// Whether reads need the remaining TTL (`stale_ttl`, `early_refresh`).
     pub(crate) fn refreshes(&self) -> bool {
-        self.early_refresh() || self.stale_secs > 0
+        self.early_refresh() || !self.stale.is_zero()
     }
 
     /// The key prefix.
@@ -105,11 +108,10 @@ impl CacheSite {
         self.name
     }
 
-    pub(crate) fn ttl(&self, default: std::time::Duration) -> std::time::Duration {
-        if self.ttl_secs == 0 {
-            default
-        } else {
-            std::time::Duration::from_secs(self.ttl_secs)
+    pub(crate) fn ttl(&self, default: Duration) -> Duration {
+        match self.ttl {
+            Some(ttl) if !ttl.is_zero() => ttl,
+            _ => default,
         }
     }
 
@@ -178,6 +180,17 @@ impl<T: Serialize + ?Sized> KeyArg for T {
     }
 }
 
+/// A method's receiver hashed into a cache key (`include(self)`): anything
+/// `Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be hashed into the cache key: `include(self)` needs `{Self}: serde::Serialize`",
+    label = "`include(self)` hashes `self` into the key",
+    note = "derive `serde::Serialize` for `{Self}`, name the fields that tell instances apart in a key template (`key = \"...{{self.id}}...\"`), or leave `self` out with `skip(self)` (every instance then shares the entries)"
+)]
+pub trait KeyReceiver: Serialize {}
+
+impl<T: Serialize + ?Sized> KeyReceiver for T {}
+
 /// Builds a hashed [`CallKey`], one argument at a time.
 ///
 /// ```
@@ -213,6 +226,13 @@ impl KeyHasher {
         if self.error.is_none() {
             self.error = value.hash_into(&mut self.hasher).err();
         }
+    }
+
+    /// Adds the method's receiver (`include(self)`), as the first key
+    /// argument.
+    #[inline]
+    pub fn receiver<T: KeyReceiver + ?Sized>(&mut self, value: &T) {
+        self.arg(value);
     }
 
     /// Adds a type's name, so that instantiations of a generic function (or
@@ -267,6 +287,11 @@ impl KeyTemplate {
     pub fn finish(self) -> CallKey {
         CallKey::Rendered(self.0)
     }
+
+    /// The rendered key.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[cfg(test)]
@@ -275,7 +300,7 @@ mod tests {
 
     #[test]
     fn hashed_key_has_prefix_name_and_hex() {
-        let site = CacheSite::new("products", "get", 0, 0, None);
+        let site = CacheSite::new("products", "get", None, 0, None);
         let mut h = KeyHasher::new();
         h.arg("books");
         let key = site.key(Some("v2"), h.finish()).unwrap();

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::manager::CacheManager;
 
 /// A held lock: its name, key, owner token and fencing token. Holds no
-/// manager, so the guide-shaped API can keep it in the manager itself.
+/// manager, so the name-only API can keep it in the manager itself.
 #[derive(Default)]
 pub(crate) struct Held {
     pub(super) name: String,

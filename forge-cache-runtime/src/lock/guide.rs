@@ -1,4 +1,4 @@
-//! The guide's lock shapes, `acquire_lock(name, timeout) -> bool` and
+//! Name-only lock calls, `acquire_lock(name, timeout) -> bool` and
 //! `release_lock(name)`, on the safe mechanism: the owner token is kept in
 //! the manager, so `release_lock` releases only a lock this manager holds.
 
@@ -49,14 +49,14 @@ impl CacheManager {
         &self.inner.held_locks
     }
 
-    /// The guide's `acquire_lock(lock_name, timeout)`: takes the lock for
-    /// `timeout` (its TTL; the guide's default is 10 s) without waiting and
+    /// Takes the lock `lock_name` for `timeout` (its TTL; 10 s is a usual
+    /// choice) without waiting and
     /// returns whether it was taken. The owner token is remembered in this
     /// manager for [`release_lock`](Self::release_lock).
     ///
-    /// Unlike the guide, the lock can only be released by its owner: the
-    /// guide's `release_lock` deletes the key whoever holds it, so a slow
-    /// holder whose lock expired deletes the next holder's lock. The owner
+    /// The lock can only be released by its owner: a release that deleted
+    /// the key whoever held it would let a slow holder whose lock expired
+    /// delete the next holder's lock. The owner
     /// here is the manager (the process), not the task; use
     /// [`try_lock`](Self::try_lock) for a guard owned by one task, and the
     /// fencing token.
@@ -99,7 +99,7 @@ impl CacheManager {
         Ok(true)
     }
 
-    /// The guide's `release_lock(lock_name)`, safe: releases the lock only
+    /// Releases the lock `lock_name`, safely: only
     /// if this manager took it with [`acquire_lock`](Self::acquire_lock) and
     /// it has not expired since (a holder whose TTL ran out cannot delete the
     /// next holder's lock). Returns whether a lock was released.

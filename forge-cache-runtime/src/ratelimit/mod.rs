@@ -1,15 +1,15 @@
 //! Rate limiting: three algorithms, each one atomic round trip to the
 //! backend, with the same results on Redis and in memory.
 //!
-//! The guide's limiter read the counter with `GET` and then called `INCR`:
-//! concurrent requests all read the same count and all got in, and when the
+//! A limiter that reads the counter with `GET` and then calls `INCR` races:
+//! concurrent requests all read the same count and all get in, and when the
 //! key expired between the two calls `INCR` created a counter with no TTL,
 //! which locked that user out for good. Here every check is a single Lua
 //! script (run by SHA, reloaded after `NOSCRIPT`) that reads the server's
 //! clock, decides and writes, and every key it writes carries a TTL (a TTL
 //! found missing is put back).
 //!
-//! - [`Algorithm::FixedWindow`] (the default, the guide's semantics): at
+//! - [`Algorithm::FixedWindow`] (the default): at
 //!   most `max_requests` per window; the window starts at the first request.
 //! - [`Algorithm::SlidingWindow`]: a two-window weighted counter, without the
 //!   fixed window's double burst at a window edge.
@@ -27,11 +27,14 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use crate::backend::{Arg, Op, reply};
-use crate::error::Result;
+use crate::error::{Chain, Result};
 use crate::key::{join_key, push_bounded_component, push_component};
 use crate::manager::CacheManager;
 
-pub use site::{RateSite, rate_limit_check, rate_limit_check_sync};
+pub use site::{
+    RateSite, rate_limit_check, rate_limit_check_rendered, rate_limit_check_rendered_sync,
+    rate_limit_check_sync,
+};
 
 /// How requests are counted. Each check is one atomic Lua script on Redis
 /// (or its twin under one lock in memory), decided on the server's clock;
@@ -42,6 +45,7 @@ pub use site::{RateSite, rate_limit_check, rate_limit_check_sync};
 /// assert_eq!(Algorithm::default(), Algorithm::FixedWindow);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Algorithm {
     /// At most `max_requests` per window; the window starts with the first
     /// request and its counter expires with it. Allows up to twice the limit
@@ -67,6 +71,7 @@ pub enum Algorithm {
 /// assert_eq!(OnError::default(), OnError::Allow);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OnError {
     /// Admit the call (fail open). The failure is logged, at most once a
     /// second.
@@ -100,7 +105,7 @@ pub struct RateLimit {
     pub window: Duration,
     /// How requests are counted.
     pub algorithm: Algorithm,
-    /// First key component; default `"rate_limit"` (the guide's).
+    /// First key component; default `"rate_limit"`.
     pub prefix: Cow<'static, str>,
     /// Optional name separating this limit from others on the same keys.
     pub name: Option<Cow<'static, str>>,
@@ -259,8 +264,8 @@ impl Decision {
     }
 }
 
-/// A call was refused by a rate limit. Displays as `Rate limit exceeded`
-/// (the guide's text); with the `axum` feature it is a `429 Too Many
+/// A call was refused by a rate limit. Displays as `Rate limit exceeded`;
+/// with the `axum` feature it is a `429 Too Many
 /// Requests` response with `Retry-After` and rate-limit headers.
 ///
 /// When the backend failed and the limit's policy is [`OnError::Deny`],
@@ -445,8 +450,8 @@ pub(crate) fn limiter_key(
 
 impl CacheManager {
     /// Counts one request for `key` against `limit` and says whether it is
-    /// admitted: one atomic round trip (a Lua script on Redis). The guide's
-    /// `check_rate_limit(user_id, max_requests, window)`, without its race.
+    /// admitted: one atomic round trip (a Lua script on Redis), so
+    /// concurrent checks never admit more than the limit.
     ///
     /// Errors only when the backend fails; what to do then is the caller's
     /// choice (the attribute and the layer follow their [`OnError`]).
@@ -536,7 +541,7 @@ fn observe(who: Who<'_>, outcome: Result<Decision>) -> Result<Decision> {
         Err(e) => {
             crate::telemetry::rate_limit_backend_error(who);
             tracing::debug!(target: "forge_cache", prefix = %who.prefix, name = %who.name,
-                error = %e, "rate limit check failed");
+                error = %Chain(e), "rate limit check failed");
         }
     }
     outcome

@@ -77,7 +77,9 @@ fn fixed_window(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value {
         return out(true, limit - 1, window * 1000, 0);
     };
     let ttl = t.pttl(key).unwrap_or(ms(window));
-    let ttl_ms = ttl.as_millis() as i128;
+    // Rounded up: a caller that waits `retry_after` must find the window
+    // over, not a fraction of a millisecond short of it.
+    let ttl_ms = ttl.as_nanos().div_ceil(1_000_000) as i128;
     if count >= limit {
         return out(false, 0, ttl_ms * 1000, ttl_ms * 1000);
     }

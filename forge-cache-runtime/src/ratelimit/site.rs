@@ -1,5 +1,6 @@
 //! What `#[rate_limit]` expands to: a `static` [`RateSite`] per annotated
-//! function and a call to [`rate_limit_check`] before the body.
+//! function and a call to [`rate_limit_check`] (or, with a key template,
+//! `rate_limit_check_rendered`) before the body.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use std::borrow::Cow;
 
 use super::{Algorithm, OnError, RateLimitExceeded, Spec, Who, limiter_key, on_backend_error};
+use crate::cache::KeyTemplate;
 use crate::error::Result;
 use crate::global::current;
 use crate::manager::CacheManager;
@@ -16,9 +18,11 @@ use crate::manager::CacheManager;
 /// to do when the backend fails. Built in a `static` by the macro.
 ///
 /// ```
-/// use forge_cache_runtime::{Algorithm, OnError, RateSite};
+/// use forge_cache_runtime::__private::RateSite;
+/// use forge_cache_runtime::{Algorithm, OnError};
+/// # use std::time::Duration;
 /// static SITE: RateSite = RateSite::new(
-///     "rate_limit", "app::get_data", 100, 3600, Algorithm::FixedWindow, OnError::Allow,
+///     "rate_limit", "app::get_data", 100, Duration::from_secs(3600), Algorithm::FixedWindow, OnError::Allow,
 /// );
 /// ```
 #[derive(Debug)]
@@ -30,13 +34,14 @@ pub struct RateSite {
 }
 
 impl RateSite {
-    /// A call site allowing `max_requests` per `window_seconds`, keyed
-    /// `<prefix>:{<name>[:<key>]}` (`::` in `name` becomes `.`).
+    /// A call site allowing `max_requests` per `window` (counted in whole
+    /// milliseconds), keyed `<prefix>:{<name>[:<key>]}` (`::` in `name`
+    /// becomes `.`).
     pub const fn new(
         prefix: &'static str,
         name: &'static str,
         max_requests: u64,
-        window_seconds: u64,
+        window: Duration,
         algorithm: Algorithm,
         on_error: OnError,
     ) -> Self {
@@ -45,7 +50,7 @@ impl RateSite {
             name: Cow::Borrowed(name),
             spec: Spec {
                 max_requests,
-                window: Duration::from_secs(window_seconds),
+                window,
                 algorithm,
             },
             on_error,
@@ -56,6 +61,17 @@ impl RateSite {
     /// known, inside the future).
     fn key(&self, key: Option<&dyn Display>) -> String {
         limiter_key(None, &self.prefix, Some(&self.name), key)
+    }
+
+    /// [`Self::key`] for a key template's rendering, whose placeholders are
+    /// already escaped: `<prefix>:{<name>:<rendered>}`.
+    fn rendered_key(&self, rendered: &KeyTemplate) -> String {
+        let mut key = limiter_key(None, &self.prefix, Some(&self.name), None);
+        key.pop(); // the closing `}` of the hash tag
+        key.push(':');
+        key.push_str(rendered.as_str());
+        key.push('}');
+        key
     }
 
     fn who(&self) -> Who<'_> {
@@ -86,8 +102,11 @@ impl RateSite {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use forge_cache_runtime::{Algorithm, OnError, RateSite, rate_limit_check};
-/// static SITE: RateSite = RateSite::new("rate_limit", "doc::login", 1, 60, Algorithm::Gcra, OnError::Allow);
+/// use forge_cache_runtime::__private::{RateSite, rate_limit_check};
+/// use forge_cache_runtime::{Algorithm, OnError};
+/// # use std::time::Duration;
+/// static SITE: RateSite =
+///     RateSite::new("rate_limit", "doc::login", 1, Duration::from_secs(60), Algorithm::Gcra, OnError::Allow);
 /// assert!(rate_limit_check(&SITE, Some(&"ada")).await.is_ok());
 /// assert!(rate_limit_check(&SITE, Some(&"ada")).await.is_err());
 /// assert!(rate_limit_check(&SITE, Some(&"bob")).await.is_ok());
@@ -97,21 +116,53 @@ pub fn rate_limit_check(
     site: &'static RateSite,
     key: Option<&dyn Display>,
 ) -> impl Future<Output = Result<(), RateLimitExceeded>> + Send + 'static {
-    let key = site.key(key);
-    async move {
-        let manager = current();
-        let outcome = manager
-            .rate_check(&manager.full_key(&key), &site.spec, site.who())
-            .await;
-        site.settle(&manager, outcome)
-    }
+    check(site, site.key(key))
+}
+
+/// [`rate_limit_check`] with the caller key rendered from a key template
+/// (`#[rate_limit(key = "{creds.username}")]`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # use std::time::Duration;
+/// use forge_cache_runtime::__private::{KeyTemplate, RateSite, rate_limit_check, rate_limit_check_rendered};
+/// use forge_cache_runtime::{Algorithm, OnError};
+/// static SITE: RateSite =
+///     RateSite::new("rate_limit", "doc::rendered", 1, Duration::from_secs(60), Algorithm::Gcra, OnError::Allow);
+/// let mut key = KeyTemplate::new(8);
+/// key.part(&"ada");
+/// assert!(rate_limit_check_rendered(&SITE, key).await.is_ok());
+/// // A single placeholder keys exactly as the caller key itself.
+/// assert!(rate_limit_check(&SITE, Some(&"ada")).await.is_err());
+/// # }
+/// ```
+#[doc(hidden)]
+pub fn rate_limit_check_rendered(
+    site: &'static RateSite,
+    key: KeyTemplate,
+) -> impl Future<Output = Result<(), RateLimitExceeded>> + Send + 'static {
+    check(site, site.rendered_key(&key))
+}
+
+/// The check, once the key is formatted (so the future owns everything
+/// it needs).
+async fn check(site: &'static RateSite, key: String) -> Result<(), RateLimitExceeded> {
+    let manager = current();
+    let outcome = manager
+        .rate_check(&manager.full_key(&key), &site.spec, site.who())
+        .await;
+    site.settle(&manager, outcome)
 }
 
 /// Sync form of [`rate_limit_check`].
 ///
 /// ```
-/// use forge_cache_runtime::{Algorithm, OnError, RateSite, rate_limit_check_sync};
-/// static SITE: RateSite = RateSite::new("rate_limit", "doc::export", 1, 60, Algorithm::FixedWindow, OnError::Allow);
+/// use forge_cache_runtime::__private::{RateSite, rate_limit_check_sync};
+/// use forge_cache_runtime::{Algorithm, OnError};
+/// # use std::time::Duration;
+/// static SITE: RateSite = RateSite::new(
+///     "rate_limit", "doc::export", 1, Duration::from_secs(60), Algorithm::FixedWindow, OnError::Allow,
+/// );
 /// assert!(rate_limit_check_sync(&SITE, None).is_ok());
 /// assert!(rate_limit_check_sync(&SITE, None).is_err());
 /// ```
@@ -119,8 +170,20 @@ pub fn rate_limit_check_sync(
     site: &'static RateSite,
     key: Option<&dyn Display>,
 ) -> Result<(), RateLimitExceeded> {
+    check_sync(site, &site.key(key))
+}
+
+/// Sync form of [`rate_limit_check_rendered`].
+#[doc(hidden)]
+pub fn rate_limit_check_rendered_sync(
+    site: &'static RateSite,
+    key: KeyTemplate,
+) -> Result<(), RateLimitExceeded> {
+    check_sync(site, &site.rendered_key(&key))
+}
+
+fn check_sync(site: &'static RateSite, key: &str) -> Result<(), RateLimitExceeded> {
     let manager = current();
-    let outcome =
-        manager.rate_check_sync(&manager.full_key(&site.key(key)), &site.spec, site.who());
+    let outcome = manager.rate_check_sync(&manager.full_key(key), &site.spec, site.who());
     site.settle(&manager, outcome)
 }

@@ -1,4 +1,4 @@
-//! Settings: the guide's `REDIS_*` variables, a builder, and `.env` files.
+//! Settings: the `REDIS_*` variables, a builder, and `.env` files.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,7 +18,9 @@ pub use builder::RedisSettingsBuilder;
 use parse::*;
 pub(crate) use parse::{is_plain_key_byte, parse_dotenv};
 
-/// Which backend a [`RedisSettings`] selects.
+/// Which backend a [`RedisSettings`] selects
+/// ([`RedisSettings::backend_kind`]: never `Disabled`), or a manager talks to
+/// ([`CacheManager::backend_kind`](crate::CacheManager::backend_kind)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BackendKind {
@@ -29,6 +31,10 @@ pub enum BackendKind {
     /// A Redis Cluster (`redis+cluster://`, `rediss+cluster://` or
     /// `REDIS_CLUSTER_NODES`).
     Cluster,
+    /// None: the process-wide manager found an invalid setting in the
+    /// environment, so caching and rate limiting are off (see
+    /// [`CacheManager::disabled_reason`](crate::CacheManager::disabled_reason)).
+    Disabled,
 }
 
 impl fmt::Display for BackendKind {
@@ -37,6 +43,7 @@ impl fmt::Display for BackendKind {
             BackendKind::Memory => "memory",
             BackendKind::Redis => "redis",
             BackendKind::Cluster => "cluster",
+            BackendKind::Disabled => "disabled",
         })
     }
 }
@@ -52,8 +59,8 @@ pub(crate) enum Target {
 
 /// Configuration for forge-cache.
 ///
-/// Read from the environment with [`RedisSettings::from_env`] (the guide's
-/// variables and defaults), from `.env.<FORGE_ENV>` files with
+/// Read from the environment with [`RedisSettings::from_env`] (the
+/// `REDIS_*` variables and their defaults), from `.env.<FORGE_ENV>` files with
 /// [`RedisSettings::from_env_files`], or built in code with
 /// [`RedisSettings::builder`].
 ///
@@ -147,7 +154,7 @@ impl RedisSettings {
     /// `REDIS_PASSWORD` and `REDIS_USERNAME` applied to every node; setting
     /// both it and `REDIS_CONNECTION_URL` is an error. Otherwise, when any of
     /// `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_USERNAME` or
-    /// `REDIS_DB` is set, the URL is built from them with the guide's defaults
+    /// `REDIS_DB` is set, the URL is built from them with the defaults
     /// (`localhost`, `6379`, no password, db `0`). When none is set, the
     /// in-memory backend is used.
     ///

@@ -1,5 +1,5 @@
-//! Methods and associated functions, including a generic impl and a
-//! template naming a field of `self`.
+//! Methods and associated functions, including a generic impl, each
+//! method saying how `self` enters its key.
 use forge_cache::cache_result;
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,7 @@ struct Repo {
 }
 
 impl Repo {
-    #[cache_result(ttl = 60, key_prefix = "repo")]
+    #[cache_result(ttl = 60, key_prefix = "repo", skip(self))]
     pub async fn find(&self, id: u64) -> Option<String> {
         Some(format!("{}:{id}", self.tenant))
     }
@@ -27,7 +27,7 @@ impl Repo {
 struct Typed<T>(std::marker::PhantomData<T>);
 
 impl<T: Default + Serialize + for<'de> Deserialize<'de> + Send + 'static> Typed<T> {
-    #[cache_result(ttl = 60)]
+    #[cache_result(ttl = 60, skip(self))]
     async fn load(&self, id: u32) -> T {
         let _ = id;
         T::default()

@@ -1,5 +1,6 @@
-//! `#[rate_limit]` on async and sync functions, methods, key expressions
-//! over pattern arguments, and an axum handler whose future stays `Send`.
+//! `#[rate_limit]` on async and sync functions, methods, key templates
+//! over pattern arguments and fields of `self`, windows in seconds and
+//! with units, and an axum handler whose future stays `Send`.
 use axum::Router;
 use axum::extract::Path;
 use axum::routing::get;
@@ -10,12 +11,12 @@ async fn get_data() -> Result<String, RateLimitExceeded> {
     Ok("data".into())
 }
 
-#[rate_limit(max_requests = 5, window_seconds = 60, key = id, algorithm = "sliding_window", prefix = "users", on_error = "deny")]
+#[rate_limit(max_requests = 5, window_seconds = 60, key = "{id}", algorithm = "sliding_window", key_prefix = "users", on_error = "deny")]
 async fn get_user(Path(id): Path<u64>) -> Result<String, RateLimitExceeded> {
     Ok(id.to_string())
 }
 
-#[rate_limit(max_requests = 1, window_seconds = 1, key = format!("{a}-{b}"), algorithm = "gcra")]
+#[rate_limit(max_requests = 1, window_seconds = "500ms", key = "{a}-{b}", algorithm = "gcra")]
 fn sync_fn(a: u8, b: &str) -> Result<u8, AppError> {
     let _ = b;
     Ok(a)
@@ -30,16 +31,14 @@ impl From<RateLimitExceeded> for AppError {
     }
 }
 
-struct S;
+struct S {
+    name: &'static str,
+}
 
 impl S {
-    #[rate_limit(max_requests = 1, window_seconds = 1, key = self.name())]
+    #[rate_limit(max_requests = 1, window_seconds = "1h", key = "{self.name}")]
     async fn method(&self) -> Result<(), RateLimitExceeded> {
         Ok(())
-    }
-
-    fn name(&self) -> &'static str {
-        "s"
     }
 }
 
@@ -48,7 +47,7 @@ fn assert_send<T: Send>(_: T) {}
 fn main() {
     assert_send(get_data());
     assert_send(get_user(Path(1)));
-    assert_send(S.method());
+    assert_send(S { name: "s" }.method());
     let _ = sync_fn(1, "x");
     let _app: Router = Router::new()
         .route("/data", get(get_data))

@@ -1,0 +1,161 @@
+//! The arguments of `#[cache_result]`.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use syn::{Ident, Lit, Path};
+
+use super::{Arg, Names, parse_args};
+use crate::errors::Errors;
+use crate::item::ReturnKind;
+use crate::template::{KeyOf, Template};
+
+/// The arguments of `#[cache_result]`. Those with an error keep their
+/// default, so the expansion can still emit the companions.
+#[derive(Default)]
+pub(crate) struct CacheArgs {
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) key_prefix: Option<(String, Span)>,
+    pub(crate) template: Option<Template>,
+    pub(crate) skip: Vec<Ident>,
+    /// The `self` of `include(self)`.
+    pub(crate) include_self: Option<Ident>,
+    /// `cache_none = true`, with the name's span.
+    pub(crate) cache_none: Option<Span>,
+    pub(crate) returns: Option<(ReturnKind, Span)>,
+    pub(crate) krate: Option<Path>,
+    pub(crate) early_refresh: bool,
+    /// XFetch `beta`, with the name's span.
+    pub(crate) beta: Option<(f64, Span)>,
+    pub(crate) stale_ttl: Option<Duration>,
+    pub(crate) lock: bool,
+    /// `lock_wait`, with the name's span.
+    pub(crate) lock_wait: Option<(Duration, Span)>,
+}
+
+const NAMES: Names = Names {
+    valid: &[
+        "ttl",
+        "key_prefix",
+        "key",
+        "skip",
+        "include",
+        "cache_none",
+        "returns",
+        "early_refresh",
+        "beta",
+        "stale_ttl",
+        "lock",
+        "lock_wait",
+        "crate",
+    ],
+    renamed: &["lock_wait_ms"],
+};
+
+impl CacheArgs {
+    pub(crate) fn parse(attr: TokenStream, errors: &mut Errors) -> Self {
+        let mut a = CacheArgs::default();
+        let mut template_errors = Errors::default();
+        parse_args(attr, &NAMES, errors, |arg| {
+            match arg.name {
+                "ttl" => a.ttl = Some(arg.duration()?),
+                "key_prefix" => a.key_prefix = Some(arg.plain_part()?),
+                "key" => {
+                    a.template = Some(Template::from_arg(arg, KeyOf::Cache, &mut template_errors)?)
+                }
+                "skip" => a.skip = arg.ident_list()?,
+                "include" => a.include_self = Some(include_self(arg)?),
+                "cache_none" => a.cache_none = arg.boolean()?.then_some(arg.span()),
+                "returns" => {
+                    let kind = arg.choice(
+                        &[
+                            ("result", ReturnKind::Result),
+                            ("option", ReturnKind::Option),
+                            ("value", ReturnKind::Value),
+                        ],
+                        "\"result\" (cache Ok only), \"option\" (cache Some only) or \"value\" (cache everything)",
+                    )?;
+                    a.returns = Some((kind, arg.span()));
+                }
+                "early_refresh" => a.early_refresh = arg.boolean()?,
+                "beta" => a.beta = Some((arg.positive_float()?, arg.span())),
+                "stale_ttl" => a.stale_ttl = Some(arg.duration()?),
+                "lock" => a.lock = arg.boolean()?,
+                "lock_wait" => a.lock_wait = Some((arg.duration()?, arg.span())),
+                "lock_wait_ms" => return Err(renamed_lock_wait(arg)),
+                _ => a.krate = Some(arg.crate_path()?),
+            }
+            Ok(())
+        });
+        if let Some(e) = template_errors.into_error() {
+            errors.push(e);
+        }
+        if let (Some((_, span)), false) = (a.lock_wait, a.lock) {
+            errors.push(syn::Error::new(
+                span,
+                "`lock_wait` bounds the wait of `lock`: add `lock = true`",
+            ));
+        }
+        if let (Some((_, span)), false) = (a.beta, a.early_refresh) {
+            errors.push(syn::Error::new(
+                span,
+                "`beta` tunes `early_refresh`: add `early_refresh = true`",
+            ));
+        }
+        if let (Some((prefix, span)), Some(t)) = (&a.key_prefix, &a.template) {
+            let mut e = syn::Error::new(
+                *span,
+                format!(
+                    "`key_prefix` cannot be combined with `key`: write the prefix into the template, e.g. `key = \"{prefix}:{}\"`",
+                    t.lit.value()
+                ),
+            );
+            e.combine(syn::Error::new(t.lit.span(), "the key template is here"));
+            errors.push(e);
+        }
+        a
+    }
+
+    /// Whether `skip(..)` names `self`.
+    pub(crate) fn skip_self(&self) -> Option<&Ident> {
+        self.skip.iter().find(|s| *s == "self")
+    }
+}
+
+/// `include(self)`: the only thing `include` takes.
+fn include_self(arg: &Arg<'_>) -> syn::Result<Ident> {
+    let names = arg.ident_list()?;
+    if let Some(other) = names.iter().find(|n| *n != "self") {
+        return Err(syn::Error::new(
+            other.span(),
+            format!(
+                "`include` takes only `self`: `{other}`, like every argument, is part of the key unless it is skipped"
+            ),
+        ));
+    }
+    match names.len() {
+        1 => Ok(names[0].clone()),
+        _ => Err(syn::Error::new_spanned(
+            arg.meta,
+            "`include` takes `self` once: `include(self)`",
+        )),
+    }
+}
+
+/// `lock_wait_ms = 500` is now `lock_wait = "500ms"`.
+fn renamed_lock_wait(arg: &Arg<'_>) -> syn::Error {
+    let value = match arg.lit() {
+        Ok(Some(Lit::Int(i))) => match i.base10_parse::<u64>() {
+            Ok(ms) if ms > 0 && ms % 1000 == 0 => format!("\"{}s\"", ms / 1000),
+            Ok(ms) if ms > 0 => format!("\"{ms}ms\""),
+            _ => "\"500ms\"".to_owned(),
+        },
+        _ => "\"500ms\"".to_owned(),
+    };
+    syn::Error::new(
+        arg.span(),
+        format!(
+            "`lock_wait_ms` is now `lock_wait`, a duration like `ttl` (an integer means seconds): write `lock_wait = {value}`"
+        ),
+    )
+}
