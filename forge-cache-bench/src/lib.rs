@@ -125,30 +125,49 @@ where
     F: Fn(&mut S, usize) + Sync,
 {
     let per_thread = ops / threads;
+    // The measuring threads end before the run does, so each one adds up
+    // its own CPU time; the rest of the process (forge-cache's I/O thread)
+    // is counted from outside.
     let cpu = process_cpu_ns();
     let start = Instant::now();
-    let all: Vec<u64> = std::thread::scope(|s| {
+    let (all, thread_cpu): (Vec<u64>, u64) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (init, op) = (&init, &op);
                 s.spawn(move || {
                     let mut state = init();
                     let mut lat = Vec::with_capacity(per_thread);
+                    let cpu = thread_cpu_ns();
                     for i in 0..per_thread {
                         let s = Instant::now();
                         op(&mut state, t * per_thread + i);
                         lat.push(s.elapsed().as_nanos() as u64);
                     }
-                    lat
+                    (lat, thread_cpu_ns().unwrap_or(0) - cpu.unwrap_or(0))
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("benchmark thread panicked"))
-            .collect()
+        let mut all = Vec::with_capacity(per_thread * threads);
+        let mut thread_cpu = 0;
+        for h in handles {
+            let (lat, cpu) = h.join().expect("benchmark thread panicked");
+            all.extend(lat);
+            thread_cpu += cpu;
+        }
+        (all, thread_cpu)
     });
-    sample(all, start.elapsed(), cpu)
+    // Counted as if it had been used before the run, so `sample` adds it.
+    sample(
+        all,
+        start.elapsed(),
+        cpu.map(|c| c.saturating_sub(thread_cpu)),
+    )
+}
+
+/// CPU time used so far by the calling thread, in nanoseconds.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// The sample of a run that took `elapsed` for the latencies in `all` (ns),
