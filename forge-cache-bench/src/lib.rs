@@ -218,7 +218,7 @@ fn us(d: Duration) -> String {
 }
 
 fn cpu(s: &Sample) -> String {
-    s.cpu_per_op.map_or_else(|| "—".into(), |d| us(d))
+    s.cpu_per_op.map_or_else(|| "—".into(), us)
 }
 
 /// Prints the table as Markdown. `ratio` is throughput over the

@@ -75,10 +75,8 @@ impl Drive for Async<'_> {
         self.0.lock(name, ttl, wait)
     }
 
-    fn release(&self, guard: LockGuard) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let _ = guard.release().await;
-        }
+    async fn release(&self, guard: LockGuard) {
+        let _ = guard.release().await;
     }
 }
 
