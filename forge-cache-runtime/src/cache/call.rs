@@ -520,7 +520,7 @@ async fn after<P: Policy<R>, R, D: Drive>(
 }
 
 /// Sync form of [`cached`], for sync functions: the same path, driven on
-/// this thread with the sync client ([`Blocking`]).
+/// this thread with the sync client (the blocking driver).
 pub fn cached_sync<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
 where
     P: Policy<R>,
