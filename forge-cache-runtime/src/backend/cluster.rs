@@ -152,6 +152,8 @@ pub(crate) struct Cluster {
 
 impl Connect for Cluster {
     type Conn = ClusterConnection;
+    // Retries and redirections chain several replies: one bound for all.
+    const BOUNDS_REPLIES: bool = false;
 
     fn open(&self) -> impl Future<Output = RedisResult<ClusterConnection>> + Send + 'static {
         let client = self.client.clone();

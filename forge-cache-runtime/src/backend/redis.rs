@@ -82,6 +82,7 @@ pub(crate) struct Multiplexed {
 
 impl Connect for Multiplexed {
     type Conn = MultiplexedConnection;
+    const BOUNDS_REPLIES: bool = true;
 
     fn open(&self) -> impl Future<Output = RedisResult<MultiplexedConnection>> + Send + 'static {
         let client = self.client.clone();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ::redis::Value;
 use serde::de::DeserializeOwned;
 
+use super::drive::{Async, Blocking, Drive, block_now};
 use super::flight::{Join, Leader, State};
 use super::policy::Policy;
 use super::refresh::{EnvelopeRef, GET_WITH_PTTL, decode_stored, marker_key, uniform, xfetch};
@@ -16,7 +17,6 @@ use crate::backend::{Op, reply};
 use crate::error::{Chain, Error, Result};
 use crate::global::current;
 use crate::key::{hex_digest, join_key};
-use crate::lock::{LockGuard, SyncLockGuard};
 use crate::manager::CacheManager;
 
 /// What a read found.
@@ -350,7 +350,7 @@ struct Miss<'a, S, G> {
 enum Before<'a, S, G> {
     /// Answer with this value; the function does not run.
     Serve(S),
-    /// Run the function, then [`after`] / [`after_sync`].
+    /// Run the function, then [`after`].
     Compute(Miss<'a, S, G>),
     /// Run the function uncached (no key: an argument did not serialize).
     Uncached,
@@ -358,9 +358,11 @@ enum Before<'a, S, G> {
 
 // The work is split so that only a thin shell is generic over the
 // function's body (`F`, a different type for every cached function):
-// `before*` is generic over the stored type alone and `after*` over the
-// return type, so their code is shared by every function with the same
-// types instead of being compiled again for each function.
+// `before` is generic over the stored type and the driver alone, `after`
+// over the return type and the driver, so their code is shared by every
+// function with the same types instead of being compiled again for each
+// function. Both are written once; the async and the sync shell drive them
+// (`drive`).
 
 /// The body of an async `#[cache_result]` function: serve `call`'s value
 /// from the cache, or run `run` and store its cacheable result.
@@ -375,7 +377,8 @@ where
     F: Future<Output = R>,
 {
     let manager = current();
-    let mut miss = match before::<P::Stored>(site, &manager, call).await {
+    let drive = Async(&manager);
+    let mut miss = match before::<P::Stored, _>(site, &drive, call).await {
         Before::Serve(v) => return P::from_stored(v),
         Before::Uncached => None,
         Before::Compute(miss) => Some(miss),
@@ -385,7 +388,7 @@ where
     let started = Instant::now();
     let out = run.await;
     if let Some(miss) = &mut miss {
-        if let Some(v) = after::<P, R>(site, &manager, miss, &out, started.elapsed()).await {
+        if let Some(v) = after::<P, R, _>(site, &drive, miss, &out, started.elapsed()).await {
             return P::from_stored(v);
         }
     }
@@ -394,20 +397,21 @@ where
 }
 
 /// Reads the key; on a miss joins the flight (or claims the refresh) and
-/// takes the lock, as [`cached`] describes.
-async fn before<'a, S: DeserializeOwned>(
+/// takes the lock, as [`cached`] describes. Written once for both drivers.
+async fn before<'a, S: DeserializeOwned, D: Drive>(
     site: &'static CacheSite,
-    manager: &'a CacheManager,
+    drive: &'a D,
     call: CallKey,
-) -> Before<'a, S, LockGuard> {
+) -> Before<'a, S, D::Guard> {
+    let manager = drive.manager();
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
     let generation = manager.inner.flights.generation(&key);
     let reply = if site.refreshes() {
-        manager.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
+        drive.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
     } else {
-        manager.exec(Op::Get(&key)).await
+        drive.exec(Op::Get(&key)).await
     };
     let (backend_ok, mut stale) = match read::<S>(site, manager, reply) {
         Read::Hit(v) => return Before::Serve(v),
@@ -423,7 +427,7 @@ async fn before<'a, S: DeserializeOwned>(
         };
         let m = marker_key(&key);
         let ttl = marker_ttl(site, manager, took_ms);
-        if !claimed(manager.exec(Op::SetNx(&m, b"1", ttl)).await) {
+        if !claimed(drive.exec(Op::SetNx(&m, b"1", ttl)).await) {
             return Before::Serve(v);
         }
         marker = Some(m);
@@ -433,7 +437,7 @@ async fn before<'a, S: DeserializeOwned>(
         loop {
             match manager.inner.flights.join(&key) {
                 Join::Lead(leader) => break Role::Lead(leader),
-                Join::Wait(flight) => match waited(site, flight.wait().await) {
+                Join::Wait(flight) => match waited(site, drive.wait(&flight).await) {
                     Waited::Value(v) => return Before::Serve(v),
                     Waited::Alone => break Role::Alone,
                     Waited::Retry => {}
@@ -449,7 +453,7 @@ async fn before<'a, S: DeserializeOwned>(
         generation,
         backend_ok && stale.is_none(),
     ) {
-        let filled = filled_meanwhile(site, leader, manager.exec(Op::Get(&key)).await);
+        let filled = filled_meanwhile(site, leader, drive.exec(Op::Get(&key)).await);
         if let Some(v) = filled {
             return Before::Serve(v);
         }
@@ -457,16 +461,16 @@ async fn before<'a, S: DeserializeOwned>(
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
         let asked = Instant::now();
-        match manager
+        match drive
             .lock(&lock_name(site, &key), lock_ttl(wait), wait)
             .await
         {
             Ok(g) => {
                 lock_taken(site, asked);
                 // Another process may have stored the value while we waited.
-                let filled = filled_meanwhile(site, leader, manager.exec(Op::Get(&key)).await);
+                let filled = filled_meanwhile(site, leader, drive.exec(Op::Get(&key)).await);
                 if let Some(v) = filled {
-                    let _ = g.release().await;
+                    drive.release(g).await;
                     return Before::Serve(v);
                 }
                 guard = Some(g);
@@ -487,13 +491,14 @@ async fn before<'a, S: DeserializeOwned>(
 /// After the function ran: the stale value to serve instead of a failed
 /// refresh, or `None` once the result is published, stored and the lock
 /// released.
-async fn after<P: Policy<R>, R>(
+async fn after<P: Policy<R>, R, D: Drive>(
     site: &'static CacheSite,
-    manager: &CacheManager,
-    miss: &mut Miss<'_, P::Stored, LockGuard>,
+    drive: &D,
+    miss: &mut Miss<'_, P::Stored, D::Guard>,
     out: &R,
     took: Duration,
 ) -> Option<P::Stored> {
+    let manager = drive.manager();
     crate::telemetry::compute_time(site, took);
     if let Some(v) = keep_stale::<P, R>(site, out, &mut miss.stale) {
         return Some(v);
@@ -502,150 +507,44 @@ async fn after<P: Policy<R>, R>(
     {
         let ttl = site.ttl(manager.settings().default_ttl()) + site.stale();
         let key = &miss.key;
-        stored(site, manager, manager.exec(Op::Set(key, &bytes, ttl)).await);
+        stored(site, manager, drive.exec(Op::Set(key, &bytes, ttl)).await);
         if let Some(m) = &miss.marker {
             // Refreshed: the next refresh may start as soon as it is due.
-            let _ = manager.exec(Op::Del(m)).await;
+            let _ = drive.exec(Op::Del(m)).await;
         }
     }
     if let Some(g) = miss.guard.take() {
-        let _ = g.release().await;
+        drive.release(g).await;
     }
     None
 }
 
-/// Sync form of [`cached`], for sync functions: uses the sync client.
+/// Sync form of [`cached`], for sync functions: the same path, driven on
+/// this thread with the sync client (the blocking driver).
 pub fn cached_sync<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
 where
     P: Policy<R>,
     F: FnOnce() -> R,
 {
     let manager = current();
-    let mut miss = match before_sync::<P::Stored>(site, &manager, call) {
+    let drive = Blocking(&manager);
+    let mut miss = match block_now(before::<P::Stored, _>(site, &drive, call)) {
         Before::Serve(v) => return P::from_stored(v),
         Before::Uncached => return run(),
         Before::Compute(miss) => miss,
     };
     let started = Instant::now();
     let out = run();
-    match after_sync::<P, R>(site, &manager, &mut miss, &out, started.elapsed()) {
+    match block_now(after::<P, R, _>(
+        site,
+        &drive,
+        &mut miss,
+        &out,
+        started.elapsed(),
+    )) {
         Some(v) => P::from_stored(v),
         None => out,
     }
-}
-
-/// Sync form of [`before`].
-fn before_sync<'a, S: DeserializeOwned>(
-    site: &'static CacheSite,
-    manager: &'a CacheManager,
-    call: CallKey,
-) -> Before<'a, S, SyncLockGuard> {
-    let Some(key) = call_key(site, manager, call) else {
-        return Before::Uncached;
-    };
-    let generation = manager.inner.flights.generation(&key);
-    let reply = if site.refreshes() {
-        manager.exec_sync(Op::Script(&GET_WITH_PTTL, &[&key], &[]))
-    } else {
-        manager.exec_sync(Op::Get(&key))
-    };
-    let (backend_ok, mut stale) = match read::<S>(site, manager, reply) {
-        Read::Hit(v) => return Before::Serve(v),
-        Read::Refresh(v, d) => (true, Some((v, d))),
-        Read::Miss => (true, None),
-        Read::Failed => (false, None),
-    };
-    let mut marker = None;
-    let mut role = if let Some((v, took_ms)) = stale.take() {
-        let Join::Lead(leader) = manager.inner.flights.join(&key) else {
-            return Before::Serve(v);
-        };
-        let m = marker_key(&key);
-        let ttl = marker_ttl(site, manager, took_ms);
-        if !claimed(manager.exec_sync(Op::SetNx(&m, b"1", ttl))) {
-            return Before::Serve(v);
-        }
-        marker = Some(m);
-        stale = Some((v, took_ms));
-        Role::Lead(leader)
-    } else {
-        loop {
-            match manager.inner.flights.join(&key) {
-                Join::Lead(leader) => break Role::Lead(leader),
-                Join::Wait(flight) => match waited(site, flight.wait_sync()) {
-                    Waited::Value(v) => return Before::Serve(v),
-                    Waited::Alone => break Role::Alone,
-                    Waited::Retry => {}
-                },
-            }
-        }
-    };
-    if let Some(leader) = reread_leader(
-        site,
-        manager,
-        &mut role,
-        &key,
-        generation,
-        backend_ok && stale.is_none(),
-    ) {
-        if let Some(v) = filled_meanwhile(site, leader, manager.exec_sync(Op::Get(&key))) {
-            return Before::Serve(v);
-        }
-    }
-    let mut guard = None;
-    if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
-        let asked = Instant::now();
-        match manager.lock_sync(&lock_name(site, &key), lock_ttl(wait), wait) {
-            Ok(g) => {
-                lock_taken(site, asked);
-                let filled = filled_meanwhile(site, leader, manager.exec_sync(Op::Get(&key)));
-                if let Some(v) = filled {
-                    let _ = g.release();
-                    return Before::Serve(v);
-                }
-                guard = Some(g);
-            }
-            Err(e) => lock_failed(site, &e),
-        }
-    }
-    Before::Compute(Miss {
-        key,
-        backend_ok,
-        stale,
-        marker,
-        role,
-        guard,
-    })
-}
-
-/// Sync form of [`after`].
-fn after_sync<P: Policy<R>, R>(
-    site: &'static CacheSite,
-    manager: &CacheManager,
-    miss: &mut Miss<'_, P::Stored, SyncLockGuard>,
-    out: &R,
-    took: Duration,
-) -> Option<P::Stored> {
-    crate::telemetry::compute_time(site, took);
-    if let Some(v) = keep_stale::<P, R>(site, out, &mut miss.stale) {
-        return Some(v);
-    }
-    if let Some(bytes) = publish::<P, R>(site, manager, &mut miss.role, out, took, miss.backend_ok)
-    {
-        let ttl = site.ttl(manager.settings().default_ttl()) + site.stale();
-        stored(
-            site,
-            manager,
-            manager.exec_sync(Op::Set(&miss.key, &bytes, ttl)),
-        );
-        if let Some(m) = &miss.marker {
-            let _ = manager.exec_sync(Op::Del(m));
-        }
-    }
-    if let Some(g) = miss.guard.take() {
-        let _ = g.release();
-    }
-    None
 }
 
 /// Removes one call's entry; returns whether there was one. Behind the

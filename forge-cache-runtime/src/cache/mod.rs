@@ -17,6 +17,7 @@
 //! `None`), each waiting call runs the function itself.
 
 mod call;
+mod drive;
 pub(crate) mod flight;
 mod policy;
 mod refresh;
