@@ -11,7 +11,9 @@
 //!   records the failure) even when the caller that started it has given up.
 //! - After a call sees the connection break, the next call opens a new one;
 //!   an idempotent operation that saw it break is sent once more, on the
-//!   new connection, within the same socket-timeout bound.
+//!   new connection. Each step is bounded by the socket timeout (by one
+//!   bound for the whole call where the connection does not bound its
+//!   replies itself: the cluster).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -149,7 +151,8 @@ impl<K: Connect> Link<K> {
         }
     }
 
-    /// Runs `op`, bounded by the socket timeout.
+    /// Runs `op`, each step bounded by the socket timeout (the whole call,
+    /// unless the connection bounds its replies itself).
     pub(crate) async fn exec(&self, op: Op<'_>) -> Result<Value> {
         let Ok(home) = io::caller() else {
             return Err(Failure::NoRuntime.into());
