@@ -106,15 +106,9 @@ impl<C: redis::ConnectionLike + Send> Pool<C> {
                 drop(state);
                 // Frees the place if opening fails or panics.
                 let place = Place(self);
-                let opened = (self.opener)();
+                let conn = (self.opener)()?;
                 std::mem::forget(place);
-                return match opened {
-                    Ok(conn) => Ok(self.lend(conn)),
-                    Err(e) => {
-                        self.forget();
-                        Err(Error::Redis(e))
-                    }
-                };
+                return Ok(self.lend(conn));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
