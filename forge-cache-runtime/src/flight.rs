@@ -202,7 +202,7 @@ mod tests {
             panic!("second caller waits")
         };
         drop(leader);
-        assert!(matches!(flight.wait_sync(), State::Abandoned));
+        assert!(matches!(flight.wait_blocking(), State::Abandoned));
         assert_eq!(flights.len(), 0);
         assert!(matches!(flights.join("k"), Join::Lead(_)));
     }

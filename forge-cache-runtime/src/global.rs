@@ -5,9 +5,9 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::sync::OnceLock;
 
-use crate::error::{Chain, Error, Result};
 use crate::block::Manager;
 use crate::drive::{Async, Blocking, Drive, block_now};
+use crate::error::{Chain, Error, Result};
 use crate::manager::CacheManager;
 use crate::ops;
 use crate::settings::RedisSettings;
@@ -149,7 +149,6 @@ impl CacheManager {
     pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
         SCOPED.scope(self.clone(), fut).await
     }
-
 }
 
 impl Manager<'_> {

@@ -36,7 +36,6 @@ impl CacheManager {
     pub async fn health(&self) -> Health {
         report(self, self.ping().await)
     }
-
 }
 
 impl Manager<'_> {

@@ -28,7 +28,12 @@ pub(crate) async fn set<D: Drive, T: Serialize + ?Sized>(
     set_bytes(d, key, &bytes, ttl).await
 }
 
-pub(crate) async fn set_bytes<D: Drive>(d: &D, key: &str, value: &[u8], ttl: Duration) -> Result<()> {
+pub(crate) async fn set_bytes<D: Drive>(
+    d: &D,
+    key: &str,
+    value: &[u8],
+    ttl: Duration,
+) -> Result<()> {
     d.exec(Op::Set(&d.manager().full_key(key), value, ttl))
         .await
         .map(drop)
@@ -139,7 +144,12 @@ impl CacheManager {
     /// cache.set("user:1", &vec![1, 2, 3], std::time::Duration::from_secs(60)).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<()> {
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<()> {
         set(&Async(self), key, value, ttl).await
     }
 
@@ -384,7 +394,12 @@ impl Manager<'_> {
     /// assert!(cache.blocking().set_nx("once", &1, std::time::Duration::from_secs(5))?);
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
-    pub fn set_nx<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<bool> {
+    pub fn set_nx<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<bool> {
         block_now(set_nx(&self.drive(), key, value, ttl))
     }
 

@@ -18,10 +18,10 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::{self, Txn};
 use crate::backend::{Arg, Op, Script, reply};
+use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::error::{Error, Result};
 use crate::key::push_component;
 use crate::lock::{arg_duration, millis};
-use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::manager::CacheManager;
 use crate::ops;
 use crate::random::random_id;
@@ -473,7 +473,11 @@ impl<T: Serialize + DeserializeOwned> BlockingSessions<'_, T> {
 
 // The operations, written once for both drivers.
 
-async fn create<D: Drive, T: Serialize>(d: &D, store: &SessionStore<T>, data: &T) -> Result<String> {
+async fn create<D: Drive, T: Serialize>(
+    d: &D,
+    store: &SessionStore<T>,
+    data: &T,
+) -> Result<String> {
     for _ in 0..CREATE_ATTEMPTS {
         let id = random_id()?;
         if ops::set_nx(d, &session_key(&id)?, data, store.ttl).await? {

@@ -48,8 +48,7 @@ pub(crate) fn cache_event(prefix: &'static str, function: &'static str, event: E
             Event::Error => "forge_cache_errors_total",
             Event::Coalesced => "forge_cache_coalesced_total",
         };
-        ::metrics::counter!(name, "prefix" => prefix, "function" => function)
-            .increment(1);
+        ::metrics::counter!(name, "prefix" => prefix, "function" => function).increment(1);
     }
 }
 
@@ -67,6 +66,8 @@ pub(crate) fn compute_time(prefix: &'static str, function: &'static str, took: D
 
 /// A rate limit refused a call.
 #[inline]
+// A `Cow` so that a static label reaches the exporter without a copy.
+#[allow(clippy::ptr_arg)]
 pub(crate) fn rate_limit_refused(prefix: &Cow<'static, str>, name: &Cow<'static, str>) {
     #[cfg(feature = "metrics")]
     ::metrics::counter!(
@@ -79,6 +80,8 @@ pub(crate) fn rate_limit_refused(prefix: &Cow<'static, str>, name: &Cow<'static,
 
 /// A rate-limit check could not ask the backend.
 #[inline]
+// A `Cow` so that a static label reaches the exporter without a copy.
+#[allow(clippy::ptr_arg)]
 pub(crate) fn rate_limit_backend_error(prefix: &Cow<'static, str>, name: &Cow<'static, str>) {
     #[cfg(feature = "metrics")]
     ::metrics::counter!(

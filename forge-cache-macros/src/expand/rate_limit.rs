@@ -50,7 +50,9 @@ pub(crate) fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
     // rendering, so no borrow of the arguments outlives this statement.
     let check = match (&args.key, info.is_async) {
         (None, true) => quote!(#p::rate_limit_check(&#site, ::core::option::Option::None).await),
-        (None, false) => quote!(#p::blocking::rate_limit_check(&#site, ::core::option::Option::None)),
+        (None, false) => {
+            quote!(#p::blocking::rate_limit_check(&#site, ::core::option::Option::None))
+        }
         (Some(t), true) => {
             let key = t.render(&p);
             quote!(#p::rate_limit_check_rendered(&#site, #key).await)

@@ -263,13 +263,15 @@ fn all_primaries() -> RoutingInfo {
 
 /// Routing to one node given as `host:port`.
 fn by_address(node: &str) -> RedisResult<RoutingInfo> {
-    node_route(node).map(RoutingInfo::SingleNode).ok_or_else(|| {
-        redis::RedisError::from((
-            ErrorKind::Client,
-            "bad cluster node address",
-            node.to_owned(),
-        ))
-    })
+    node_route(node)
+        .map(RoutingInfo::SingleNode)
+        .ok_or_else(|| {
+            redis::RedisError::from((
+                ErrorKind::Client,
+                "bad cluster node address",
+                node.to_owned(),
+            ))
+        })
 }
 
 fn node_route(node: &str) -> Option<SingleNodeRoutingInfo> {

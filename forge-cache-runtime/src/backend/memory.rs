@@ -144,7 +144,9 @@ impl MemoryStore {
                 shard
                     .map
                     .iter()
-                    .filter(|(k, e)| e.deadline > now && glob_match(pattern.as_bytes(), k.as_bytes()))
+                    .filter(|(k, e)| {
+                        e.deadline > now && glob_match(pattern.as_bytes(), k.as_bytes())
+                    })
                     .map(|(k, _)| k.clone()),
             );
         }
@@ -155,7 +157,10 @@ impl MemoryStore {
     /// peak of that figure, and (a field of our own) the live entries.
     pub(crate) fn info_memory(&self) -> String {
         let (entries, bytes) = self.usage();
-        let peak = self.peak_bytes.fetch_max(bytes, Ordering::Relaxed).max(bytes);
+        let peak = self
+            .peak_bytes
+            .fetch_max(bytes, Ordering::Relaxed)
+            .max(bytes);
         format!(
             "used_memory:{bytes}\r\nused_memory_peak:{peak}\r\nmem_fragmentation_ratio:1.00\r\n{MEMORY_ENTRIES_FIELD}:{entries}\r\n"
         )

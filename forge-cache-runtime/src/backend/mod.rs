@@ -242,12 +242,14 @@ impl Backend {
                 );
                 Backend::Memory(Arc::new(MemoryStore::new(settings.memory_max_entries)))
             }
-            Target::Redis(info) => {
-                Backend::Redis(Arc::new(redis::RedisBackend::new((**info).clone(), settings)?))
-            }
-            Target::Cluster(nodes) => {
-                Backend::Cluster(Arc::new(cluster::ClusterBackend::new(nodes.clone(), settings)?))
-            }
+            Target::Redis(info) => Backend::Redis(Arc::new(redis::RedisBackend::new(
+                (**info).clone(),
+                settings,
+            )?)),
+            Target::Cluster(nodes) => Backend::Cluster(Arc::new(cluster::ClusterBackend::new(
+                nodes.clone(),
+                settings,
+            )?)),
         })
     }
 

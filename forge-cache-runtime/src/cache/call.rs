@@ -7,17 +7,17 @@ use std::time::{Duration, Instant};
 use ::redis::Value;
 use serde::de::DeserializeOwned;
 
-use crate::drive::{Async, Blocking, Drive, block_now};
-use crate::flight::{Flights, Join, Leader, State};
-use crate::lock::Guard;
 use super::policy::Policy;
 use super::refresh::{EnvelopeRef, GET_WITH_PTTL, decode_stored, marker_key, uniform, xfetch};
 use super::site::{CacheSite, CallKey};
 use super::stats::{Event, count};
 use crate::backend::Op;
+use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::error::{Chain, Error, Result};
+use crate::flight::{Flights, Join, Leader, State};
 use crate::global::current;
 use crate::key::{hex_digest, join_key};
+use crate::lock::Guard;
 use crate::manager::CacheManager;
 
 /// What a read found.

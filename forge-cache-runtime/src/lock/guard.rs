@@ -68,7 +68,10 @@ impl Drop for Guard {
         // Release now, on this thread, when that costs no I/O (in memory),
         // when the guard is a blocking one, or when there is no runtime to
         // release on; else in a task, so a drop never blocks a worker.
-        let runtime = match (self.blocking || manager.backend().is_local(), tokio::runtime::Handle::try_current()) {
+        let runtime = match (
+            self.blocking || manager.backend().is_local(),
+            tokio::runtime::Handle::try_current(),
+        ) {
             (false, Ok(runtime)) => runtime,
             _ => {
                 let released = block_now(super::release(&Blocking(&manager), &held));

@@ -154,7 +154,11 @@ fn timed_out(name: &str, wait: Duration, backoff: &Backoff) -> Error {
 }
 
 /// One attempt to take the lock `name` for `ttl`.
-pub(crate) async fn try_acquire<D: Drive>(d: &D, name: &str, ttl: Duration) -> Result<Option<Held>> {
+pub(crate) async fn try_acquire<D: Drive>(
+    d: &D,
+    name: &str,
+    ttl: Duration,
+) -> Result<Option<Held>> {
     let attempt = Attempt::new(d.manager(), name)?;
     let fence = {
         let keys = [attempt.held.key.as_str(), attempt.fence_key.as_str()];
@@ -166,7 +170,12 @@ pub(crate) async fn try_acquire<D: Drive>(d: &D, name: &str, ttl: Duration) -> R
 
 /// Takes the lock `name` for `ttl`, waiting at most `wait` (bounded
 /// backoff with jitter).
-pub(crate) async fn acquire<D: Drive>(d: &D, name: &str, ttl: Duration, wait: Duration) -> Result<Held> {
+pub(crate) async fn acquire<D: Drive>(
+    d: &D,
+    name: &str,
+    ttl: Duration,
+    wait: Duration,
+) -> Result<Held> {
     let mut backoff = Backoff::new(wait);
     loop {
         if let Some(held) = try_acquire(d, name, ttl).await? {
@@ -182,7 +191,12 @@ pub(crate) async fn acquire<D: Drive>(d: &D, name: &str, ttl: Duration, wait: Du
 
 /// [`acquire`] for the cache path (`lock = true`): a guard that releases
 /// the lock if the call is dropped before [`unlock`].
-pub(crate) async fn lock<D: Drive>(d: &D, name: &str, ttl: Duration, wait: Duration) -> Result<Guard> {
+pub(crate) async fn lock<D: Drive>(
+    d: &D,
+    name: &str,
+    ttl: Duration,
+    wait: Duration,
+) -> Result<Guard> {
     let held = acquire(d, name, ttl, wait).await?;
     Ok(Guard::new(d.manager().clone(), held, D::BLOCKING))
 }
@@ -377,7 +391,11 @@ impl Manager<'_> {
     /// ```
     pub fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<BlockingLockGuard> {
         let held = block_now(acquire(&self.drive(), name, ttl, wait))?;
-        Ok(BlockingLockGuard(Guard::new(self.manager().clone(), held, true)))
+        Ok(BlockingLockGuard(Guard::new(
+            self.manager().clone(),
+            held,
+            true,
+        )))
     }
 
     /// Blocking form of [`CacheManager::with_lock`]: a helper thread

@@ -27,10 +27,10 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use crate::backend::{Arg, Op, reply};
-use crate::error::{Chain, Result};
-use crate::key::{join_key, push_bounded_component, push_component};
 use crate::block::Manager;
 use crate::drive::{Async, Drive, block_now};
+use crate::error::{Chain, Result};
+use crate::key::{join_key, push_bounded_component, push_component};
 use crate::manager::CacheManager;
 
 pub use site::{

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use std::borrow::Cow;
 
+use super::rate_check;
 use super::{Algorithm, OnError, RateLimitExceeded, Spec, Who, limiter_key, on_backend_error};
 use crate::cache::KeyTemplate;
+use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::error::Result;
 use crate::global::current;
-use super::rate_check;
-use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::manager::CacheManager;
 
 /// One `#[rate_limit]` call site: its limit, key prefix and name, and what
@@ -155,7 +155,11 @@ async fn check(site: &'static RateSite, key: String) -> Result<(), RateLimitExce
 
 /// One check of `site` for the rendered caller key `key`, written once for
 /// both drivers.
-async fn check_with<D: Drive>(d: &D, site: &'static RateSite, key: &str) -> Result<(), RateLimitExceeded> {
+async fn check_with<D: Drive>(
+    d: &D,
+    site: &'static RateSite,
+    key: &str,
+) -> Result<(), RateLimitExceeded> {
     let manager = d.manager();
     let outcome = rate_check(d, &manager.full_key(key), &site.spec, site.who()).await;
     site.settle(manager, outcome)
@@ -186,5 +190,9 @@ pub fn rate_limit_check_rendered_blocking(
     site: &'static RateSite,
     key: KeyTemplate,
 ) -> Result<(), RateLimitExceeded> {
-    block_now(check_with(&Blocking(&current()), site, &site.rendered_key(&key)))
+    block_now(check_with(
+        &Blocking(&current()),
+        site,
+        &site.rendered_key(&key),
+    ))
 }
