@@ -51,7 +51,7 @@ impl Manager<'_> {
     }
 }
 
-fn report(manager: &CacheManager, ping: crate::Result<Duration>) -> Health {
+fn report(manager: &CacheManager, ping: crate::error::Result<Duration>) -> Health {
     Health {
         backend: manager.backend_kind(),
         reachable: ping.is_ok(),

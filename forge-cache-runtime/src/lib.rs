@@ -101,3 +101,17 @@ pub mod __private {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::manager::{FeatureState, SLOTS};
+
+    #[test]
+    fn every_feature_state_has_a_slot_of_its_own() {
+        let slots = [crate::flight::Flights::SLOT, crate::lock::HeldLocks::SLOT];
+        for (i, a) in slots.iter().enumerate() {
+            assert!(*a < SLOTS);
+            assert!(!slots[i + 1..].contains(a), "slot {a} is taken twice");
+        }
+    }
+}

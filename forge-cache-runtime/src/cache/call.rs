@@ -53,25 +53,9 @@ fn read<S: DeserializeOwned>(
             (Some(Value::Int(pttl)), Some(Value::BulkString(bytes))) => (bytes, Some(pttl)),
             _ => return read_failed(site, manager, "GET with PTTL replied an unexpected shape"),
         },
-        Ok(other) => {
-            let e = Error::Protocol(format!("GET replied {other:?}"));
-            failed(
-                site,
-                manager,
-                "cache read failed; running the function uncached",
-                &e,
-            );
-            return Read::Failed;
-        }
-        Err(e) => {
-            failed(
-                site,
-                manager,
-                "cache read failed; running the function uncached",
-                &e,
-            );
-            return Read::Failed;
-        }
+        // The reply is not quoted: it could be stored data.
+        Ok(_) => return read_failed(site, manager, "GET replied an unexpected type"),
+        Err(e) => return read_error(site, manager, &e),
     };
     let (value, delta_ms) = match decode_stored(&bytes, site.early_refresh()) {
         Ok(v) => v,
@@ -113,11 +97,15 @@ fn read<S: DeserializeOwned>(
 }
 
 fn read_failed<S>(site: &'static CacheSite, manager: &CacheManager, what: &str) -> Read<S> {
+    read_error(site, manager, &Error::Protocol(what.to_owned()))
+}
+
+fn read_error<S>(site: &'static CacheSite, manager: &CacheManager, e: &Error) -> Read<S> {
     failed(
         site,
         manager,
         "cache read failed; running the function uncached",
-        &Error::Protocol(what.to_owned()),
+        e,
     );
     Read::Failed
 }

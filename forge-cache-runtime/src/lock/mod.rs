@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 pub(crate) use guard::Guard;
 pub use guard::{BlockingLockGuard, LockGuard};
+#[cfg(test)]
+pub(crate) use guide::HeldLocks;
 
 use crate::backend::{Arg, Op, reply};
 use crate::block::Manager;

@@ -327,7 +327,7 @@ pub(crate) fn on_backend_error(
     policy: OnError,
     spec: &Spec,
     who: Who<'_>,
-    err: &crate::Error,
+    err: &crate::error::Error,
 ) -> Result<(), RateLimitExceeded> {
     match policy {
         OnError::Allow => {
