@@ -309,3 +309,18 @@ async fn reconnects_after_redis_restarts_on_the_same_port() {
     });
     assert!(sync_ok, "the sync pool did not reconnect");
 }
+
+#[test]
+fn the_in_memory_backend_reports_its_entry_count_and_peak() {
+    let env = Env::memory();
+    let m = env.manager.blocking();
+    m.set("a", &1, MIN).unwrap();
+    m.set("b", &2, MIN).unwrap();
+    let info = m.memory_info().unwrap();
+    assert_eq!(info.keys, Some(2));
+    assert!(info.used_memory_peak >= info.used_memory);
+    m.delete("a").unwrap();
+    let after = m.memory_info().unwrap();
+    assert_eq!(after.keys, Some(1));
+    assert_eq!(after.used_memory_peak, info.used_memory_peak);
+}
