@@ -63,7 +63,7 @@ async fn main() {
     let redis =
         CacheManager::new(RedisSettings::builder().url(server.url()).build().unwrap()).unwrap();
     let memory = CacheManager::new(RedisSettings::memory()).unwrap();
-    let conn = redis.redis_async().unwrap();
+    let conn = redis.redis().unwrap();
 
     let raw = throughput(move |i| {
         let mut conn = conn.clone();
@@ -79,7 +79,7 @@ async fn main() {
     report("raw redis-rs INCR", raw, None);
 
     // The guide's limiter: GET, then SET or INCR (two round trips, racy).
-    let conn = redis.redis_async().unwrap();
+    let conn = redis.redis().unwrap();
     let guide = throughput(move |i| {
         let mut conn = conn.clone();
         async move {

@@ -38,7 +38,7 @@ async fn requirepass_right_password_works_from_url_and_variables() {
             .password(PASSWORD),
     );
     by_vars.set("k", &1, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(by_vars.get_sync::<i32>("k").unwrap(), Some(1));
+    assert_eq!(by_vars.blocking().get::<i32>("k").unwrap(), Some(1));
     for text in [
         format!("{by_url:?}"),
         format!("{:?}", by_vars.settings()),
@@ -63,7 +63,7 @@ async fn wrong_password_is_a_clear_error_without_the_password() {
     );
     assert_no_secret(&display, wrong);
     assert_no_secret(&debug, wrong);
-    let sync_err = m.ping_sync().unwrap_err();
+    let sync_err = m.blocking().ping().unwrap_err();
     assert_no_secret(&common::report(&sync_err), wrong);
     assert_no_secret(&format!("{sync_err:?}"), wrong);
     // No password at all against a protected server.

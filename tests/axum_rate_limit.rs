@@ -369,7 +369,8 @@ fn refusal_converts_into_application_errors() {
     let m = CacheManager::new(forge_cache::RedisSettings::memory()).unwrap();
     let limit = RateLimit::new(0, Duration::from_secs(1));
     let check = || -> Result<(), AppError> {
-        m.check_rate_limit_sync("k", &limit)
+        m.blocking()
+            .check_rate_limit("k", &limit)
             .unwrap()
             .into_result()?;
         Ok(())

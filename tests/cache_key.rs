@@ -46,7 +46,7 @@ async fn keys_of_fixed_inputs_are_pinned(m: &CacheManager) {
         pinned_template(42).await;
     })
     .await;
-    m.scope_sync(|| {
+    m.blocking().scope(|| {
         pinned_struct(
             &Filter {
                 id: 7,
@@ -82,7 +82,7 @@ async fn keys_are_pinned_on_redis() {
     let m = CacheManager::new(RedisSettings::builder().url(server.url()).build().unwrap()).unwrap();
     keys_of_fixed_inputs_are_pinned(&m).await;
     // The raw key, as another process or language would read it.
-    let mut conn = m.redis_async().unwrap();
+    let mut conn = m.redis().unwrap();
     let raw: Vec<u8> = redis::cmd("GET")
         .arg(BOOKS_2)
         .query_async(&mut conn)

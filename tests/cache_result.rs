@@ -116,7 +116,7 @@ async fn falsy_values_are_hits(env: Env) {
         })
         .await;
     let calls = Calls::new(0);
-    env.manager.scope_sync(|| {
+    env.manager.blocking().scope(|| {
         assert!(!falsy_sync(&calls));
         assert!(!falsy_sync(&calls));
     });
@@ -277,7 +277,7 @@ async fn methods_on_two_instances_do_not_share_entries(env: Env) {
             assert!(Repo::shared_invalidate(1).await.unwrap());
         })
         .await;
-    env.manager.scope_sync(|| {
+    env.manager.blocking().scope(|| {
         assert_eq!(a.lookup_sync(1), "a-1");
         assert_eq!(b.lookup_sync(1), "b-1");
         assert_eq!(b.lookup_sync(1), "b-1");
@@ -469,7 +469,7 @@ async fn invalidate_one_and_all(env: Env) {
         })
         .await;
     let calls = Calls::new(0);
-    env.manager.scope_sync(|| {
+    env.manager.blocking().scope(|| {
         stock_sync(&calls, "a");
         assert!(stock_sync_invalidate("a").unwrap());
         stock_sync(&calls, "a");
@@ -577,7 +577,7 @@ fn concurrent_cold_sync_calls_run_the_function_once(env: Env) {
     let calls = Calls::new(0);
     std::thread::scope(|s| {
         let threads: Vec<_> = (0..16)
-            .map(|_| s.spawn(|| env.manager.scope_sync(|| slow_cold_sync(&calls, 7))))
+            .map(|_| s.spawn(|| env.manager.blocking().scope(|| slow_cold_sync(&calls, 7))))
             .collect();
         for t in threads {
             assert_eq!(t.join().unwrap(), 7);
@@ -630,7 +630,8 @@ async fn redis_stopped_mid_test_fails_open_then_breaker_skips_it() {
     let sync_calls = Calls::new(0);
     let m2 = m.clone();
     tokio::task::spawn_blocking(move || {
-        m2.scope_sync(|| assert_eq!(during_outage_sync(&sync_calls, 3), 3));
+        m2.blocking()
+            .scope(|| assert_eq!(during_outage_sync(&sync_calls, 3), 3));
         assert_eq!(runs(&sync_calls), 1);
     })
     .await

@@ -71,7 +71,7 @@ async fn pattern_invalidation_scans_every_primary() {
     assert!(after.iter().all(|&n| n > 0), "{after:?}");
 
     // The sync form reaches every primary too.
-    assert_eq!(m.delete_pattern_sync("keep:*").unwrap(), 300);
+    assert_eq!(m.blocking().delete_pattern("keep:*").unwrap(), 300);
     assert_eq!(dbsize_per_primary(&cluster), vec![0, 0, 0]);
 }
 
@@ -97,21 +97,21 @@ async fn memory_info_and_raw_connections_cover_every_node() {
         info.used_memory,
         info.nodes.iter().map(|n| n.info.used_memory).sum::<u64>()
     );
-    let sync_info = m.memory_info_sync().unwrap();
+    let sync_info = m.blocking().memory_info().unwrap();
     assert_eq!(sync_info.nodes.len(), 3);
 
-    let mut conn = m.redis_cluster_async().unwrap();
+    let mut conn = m.redis_cluster().unwrap();
     let n: i64 = redis::cmd("INCR")
         .arg("visits")
         .query_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let mut sync = m.redis_cluster_sync().unwrap();
+    let mut sync = m.blocking().redis_cluster().unwrap();
     let n: i64 = redis::cmd("INCR").arg("visits").query(&mut *sync).unwrap();
     assert_eq!(n, 2);
-    assert!(matches!(m.redis_async(), Err(Error::Unsupported(_))));
-    assert!(matches!(m.redis_sync(), Err(Error::Unsupported(_))));
+    assert!(matches!(m.redis(), Err(Error::Unsupported(_))));
+    assert!(matches!(m.blocking().redis(), Err(Error::Unsupported(_))));
 }
 
 /// Counters shared by the load workers.
@@ -173,15 +173,15 @@ fn sync_worker(m: CacheManager, keys: Vec<String>, load: Arc<Load>) {
         for key in &keys {
             let v = versions.entry(key.clone()).or_default();
             *v += 1;
-            if let Err(e) = m.set_sync(key, &(key, *v), MIN) {
-                load.error("set_sync", &e);
+            if let Err(e) = m.blocking().set(key, &(key, *v), MIN) {
+                load.error("blocking set", &e);
             }
-            match m.get_sync::<(String, u64)>(key) {
+            match m.blocking().get::<(String, u64)>(key) {
                 Ok(got) if got == Some((key.clone(), *v)) => {}
                 Ok(_) => {
                     load.wrong.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => load.error("get_sync", &e),
+                Err(e) => load.error("blocking get", &e),
             }
             load.ops.fetch_add(2, Ordering::Relaxed);
         }
@@ -372,7 +372,8 @@ async fn recovers_sync(m: &CacheManager) -> bool {
         loop {
             let ok = (0..60).all(|i| {
                 let k = format!("probe:{i}");
-                m.set_sync(&k, &2u64, MIN).is_ok() && m.get_sync::<u64>(&k).ok() == Some(Some(2))
+                m.blocking().set(&k, &2u64, MIN).is_ok()
+                    && m.blocking().get::<u64>(&k).ok() == Some(Some(2))
             });
             if ok {
                 return true;
@@ -392,7 +393,7 @@ async fn whole_cluster_down_fails_fast_and_recovers_when_back() {
     let mut cluster = RedisCluster::start(3, 0);
     let m = manager(&cluster.url());
     m.set("before", &1, MIN).await.unwrap();
-    tokio::task::block_in_place(|| m.set_sync("before", &1, MIN)).unwrap();
+    tokio::task::block_in_place(|| m.blocking().set("before", &1, MIN)).unwrap();
     for i in 0..cluster.len() {
         cluster.kill_node(i);
     }
@@ -405,7 +406,9 @@ async fn whole_cluster_down_fails_fast_and_recovers_when_back() {
     // A manager created while the whole cluster is down.
     let late = manager(&cluster.url());
     assert!(late.get::<i32>("before").await.is_err());
-    assert!(!tokio::task::block_in_place(|| late.test_connection_sync()));
+    assert!(!tokio::task::block_in_place(|| late
+        .blocking()
+        .test_connection()));
 
     for i in 0..cluster.len() {
         cluster.restart_node(i);

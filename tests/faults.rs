@@ -32,7 +32,7 @@ async fn paused_server_times_out_at_the_socket_timeout_then_recovers() {
     let m2 = m.clone();
     let sync = tokio::time::timeout(
         HANG,
-        tokio::task::spawn_blocking(move || m2.get_sync::<i32>("k")),
+        tokio::task::spawn_blocking(move || m2.blocking().get::<i32>("k")),
     )
     .await
     .expect("sync call hung past the socket timeout")
@@ -43,7 +43,7 @@ async fn paused_server_times_out_at_the_socket_timeout_then_recovers() {
     assert!(eventually(HANG, async || m.get::<i32>("k").await.ok() == Some(Some(1))).await);
     let m3 = m.clone();
     let recovered = tokio::task::spawn_blocking(move || {
-        (0..100).any(|_| m3.get_sync::<i32>("k").ok() == Some(Some(1)))
+        (0..100).any(|_| m3.blocking().get::<i32>("k").ok() == Some(Some(1)))
     });
     assert!(recovered.await.unwrap());
 }
@@ -85,7 +85,7 @@ async fn script_flush_between_calls_is_reloaded_transparently() {
     assert_eq!(env.server.as_ref().unwrap().cli(&["SCRIPT", "FLUSH"]), "OK");
     assert_eq!(m.incr("c", 1, MIN).await.unwrap(), 2);
     assert_eq!(env.server.as_ref().unwrap().cli(&["SCRIPT", "FLUSH"]), "OK");
-    assert_eq!(m.incr_sync("c", 1, MIN).unwrap(), 3);
+    assert_eq!(m.blocking().incr("c", 1, MIN).unwrap(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +197,8 @@ async fn cached_calls_while_paused(env: Env) {
     // The sync pool holds a connection before the pause (a cold pool costs
     // more: connecting counts too).
     tokio::task::block_in_place(|| {
-        m.scope_sync(|| paused_cached_sync(&AtomicUsize::new(0), 4));
+        m.blocking()
+            .scope(|| paused_cached_sync(&AtomicUsize::new(0), 4));
     });
 
     assert!(env.pause_backend());
@@ -212,7 +213,7 @@ async fn cached_calls_while_paused(env: Env) {
     let sync = tokio::task::spawn_blocking(move || {
         let calls = AtomicUsize::new(0);
         let started = std::time::Instant::now();
-        let v = m2.scope_sync(|| paused_cached_sync(&calls, 5));
+        let v = m2.blocking().scope(|| paused_cached_sync(&calls, 5));
         (v, calls.into_inner(), started.elapsed())
     });
     let (v, sync_calls, sync_took) = tokio::time::timeout(HANG, sync)
@@ -455,9 +456,9 @@ fn refused_sync(cluster: bool) {
     let m = on_a_closed_port(cluster);
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let start = std::time::Instant::now();
-    assert!(!m.test_connection_sync());
+    assert!(!m.blocking().test_connection());
     let first = start.elapsed();
-    m.scope_sync(|| {
+    m.blocking().scope(|| {
         for i in 0..20 {
             assert_eq!(refused_cached_sync(&calls, i), i);
         }

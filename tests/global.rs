@@ -38,11 +38,12 @@ fn use_before_init_configures_from_an_empty_environment_as_memory() {
 fn child_use_before_init_is_memory() {
     let m = forge_cache::global();
     assert_eq!(m.backend_kind(), forge_cache::BackendKind::Memory);
-    m.set_sync("k", &1, std::time::Duration::from_secs(5))
+    m.blocking()
+        .set("k", &1, std::time::Duration::from_secs(5))
         .unwrap();
     // The lazy configuration counts as the first init.
     assert!(matches!(
-        forge_cache::init_sync(forge_cache::RedisSettings::memory()),
+        forge_cache::blocking::init(forge_cache::RedisSettings::memory()),
         Err(forge_cache::Error::AlreadyInitialized)
     ));
 }
@@ -88,7 +89,7 @@ fn child_invalid_environment_is_disabled() {
     // setting rather than turning into "circuit breaker open".
     for _ in 0..20 {
         assert_eq!(disabled_cached(1), 1);
-        let err = m.get_sync::<i32>("k").unwrap_err();
+        let err = m.blocking().get::<i32>("k").unwrap_err();
         assert!(matches!(err, forge_cache::Error::Disabled(_)), "{err}");
         assert!(err.to_string().contains("REDIS_PORT"), "{err}");
         assert!(err.is_outage());
@@ -96,8 +97,8 @@ fn child_invalid_environment_is_disabled() {
     let err = disabled_cached_invalidate(1).unwrap_err();
     assert!(err.to_string().contains(r#"REDIS_PORT="abc""#), "{err}");
     assert!(!m.breaker_open());
-    assert!(!m.test_connection_sync());
-    let health = m.health_sync();
+    assert!(!m.blocking().test_connection());
+    let health = m.blocking().health();
     assert!(health.error.unwrap().contains("REDIS_PORT"));
 }
 
@@ -109,7 +110,7 @@ fn second_init_is_an_error_and_changes_nothing() {
 #[test]
 #[ignore = "run by second_init_is_an_error_and_changes_nothing in a child process"]
 fn child_second_init() {
-    let first = forge_cache::init_sync(
+    let first = forge_cache::blocking::init(
         forge_cache::RedisSettings::builder()
             .url("memory://")
             .namespace("first")
@@ -117,7 +118,7 @@ fn child_second_init() {
             .unwrap(),
     )
     .unwrap();
-    let again = forge_cache::init_sync(forge_cache::RedisSettings::memory());
+    let again = forge_cache::blocking::init(forge_cache::RedisSettings::memory());
     assert!(matches!(again, Err(forge_cache::Error::AlreadyInitialized)));
     assert_eq!(first.settings().namespace(), Some("first"));
     assert_eq!(forge_cache::global().settings().namespace(), Some("first"));

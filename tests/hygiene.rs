@@ -92,7 +92,7 @@ async fn expansions_ignore_what_is_in_scope() {
         assert_eq!(Repo::find_invalidate_all().await.unwrap(), 1);
     })
     .await;
-    m.scope_sync(|| {
+    m.blocking().scope(|| {
         assert_eq!(lookup_sync(5), Option::Some(5));
         assert!(lookup_sync_invalidate(5).unwrap());
         assert_eq!(Repo.find_own(6), 6);
@@ -103,7 +103,7 @@ async fn expansions_ignore_what_is_in_scope() {
         assert_eq!(limited(1, 2).await, Err(AppError));
     })
     .await;
-    m.scope_sync(|| {
+    m.blocking().scope(|| {
         assert_eq!(limited_sync(), Ok(1));
         assert!(limited_sync().is_err());
     });

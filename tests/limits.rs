@@ -68,7 +68,7 @@ async fn oversized_results_are_returned_but_never_stored(env: Env) {
     .await;
     let sync_calls = tokio::task::block_in_place(|| {
         let calls = Calls::new(0);
-        m.scope_sync(|| {
+        m.blocking().scope(|| {
             assert_eq!(blob_sync(&calls, 4096).len(), 4096);
             assert_eq!(blob_sync(&calls, 4096).len(), 4096);
         });

@@ -291,7 +291,7 @@ fn only_one_thread_holds_a_sync_lock(env: Env) {
             let (holders, most) = (&holders, &most);
             s.spawn(move || {
                 for _ in 0..3 {
-                    let guard = m.lock_sync("threads", MIN, MIN).unwrap();
+                    let guard = m.blocking().lock("threads", MIN, MIN).unwrap();
                     let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(1));
@@ -305,59 +305,66 @@ fn only_one_thread_holds_a_sync_lock(env: Env) {
 }
 
 fn sync_lock_is_owner_safe_and_released_on_drop(env: Env) {
-    let m = &env.manager;
+    let m = env.manager.blocking();
     let stale = m
-        .try_lock_sync("sync", Duration::from_millis(100))
+        .try_lock("sync", Duration::from_millis(100))
         .unwrap()
         .unwrap();
-    let next = m.lock_sync("sync", MIN, BOUND).unwrap();
+    let next = m.lock("sync", MIN, BOUND).unwrap();
     assert!(next.fencing_token() > stale.fencing_token());
     assert!(!stale.extend(MIN).unwrap());
     assert!(!stale.release().unwrap());
-    assert!(m.try_lock_sync("sync", MIN).unwrap().is_none());
+    assert!(m.try_lock("sync", MIN).unwrap().is_none());
     drop(next); // released synchronously
-    assert!(m.try_lock_sync("sync", MIN).unwrap().is_some());
+    assert!(m.try_lock("sync", MIN).unwrap().is_some());
     assert!(matches!(
-        m.lock_sync("sync-held", MIN, BOUND)
-            .and_then(|_held| m.lock_sync("sync-held", MIN, Duration::from_millis(30))),
+        m.lock("sync-held", MIN, BOUND).and_then(|_held| m.lock(
+            "sync-held",
+            MIN,
+            Duration::from_millis(30)
+        )),
         Err(Error::LockTimeout { .. })
     ));
 }
 
 fn sync_with_lock_keeps_the_lock_while_work_runs(env: Env) {
-    let m = &env.manager;
+    let m = env.manager.blocking();
     let other = env.second_manager();
     let ttl = Duration::from_millis(600);
     let blocked = m
-        .with_lock_sync("sync-long", ttl, BOUND, |fence| {
+        .with_lock("sync-long", ttl, BOUND, |fence| {
             assert!(fence > 0);
             (0..12)
                 .filter(|_| {
                     std::thread::sleep(Duration::from_millis(100));
-                    other.try_lock_sync("sync-long", MIN).unwrap().is_none()
+                    other
+                        .blocking()
+                        .try_lock("sync-long", MIN)
+                        .unwrap()
+                        .is_none()
                 })
                 .count()
         })
         .unwrap();
     assert_eq!(blocked, 12, "the lock lapsed while its work ran");
-    assert!(m.try_lock_sync("sync-long", MIN).unwrap().is_some());
+    assert!(m.try_lock("sync-long", MIN).unwrap().is_some());
 }
 
 fn sync_guide_acquire_and_release(env: Env) {
-    let m = &env.manager;
-    assert!(m.acquire_lock_sync("guide", MIN).unwrap());
-    assert!(!m.acquire_lock_sync("guide", MIN).unwrap());
-    assert!(m.release_lock_sync("guide").unwrap());
-    assert!(!m.release_lock_sync("guide").unwrap());
+    let m = env.manager.blocking();
+    assert!(m.acquire_lock("guide", MIN).unwrap());
+    assert!(!m.acquire_lock("guide", MIN).unwrap());
+    assert!(m.release_lock("guide").unwrap());
+    assert!(!m.release_lock("guide").unwrap());
 }
 
 fn panicking_sync_work_releases_the_lock(env: Env) {
-    let m = &env.manager;
+    let m = env.manager.blocking();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        m.with_lock_sync("panics", MIN, BOUND, |_| panic!("work failed"))
+        m.with_lock("panics", MIN, BOUND, |_| panic!("work failed"))
     }));
     assert!(r.is_err());
-    assert!(m.try_lock_sync("panics", MIN).unwrap().is_some());
+    assert!(m.try_lock("panics", MIN).unwrap().is_some());
 }
 
 on_every_backend_sync!(
@@ -386,16 +393,16 @@ async fn lock_scripts_reload_after_script_flush() {
     env.server.as_ref().unwrap().cli(&["SCRIPT", "FLUSH"]);
     assert!(guard.release().await.unwrap());
     env.server.as_ref().unwrap().cli(&["SCRIPT", "FLUSH"]);
-    assert!(m.acquire_lock_sync("flushed", MIN).unwrap());
+    assert!(m.blocking().acquire_lock("flushed", MIN).unwrap());
     env.server.as_ref().unwrap().cli(&["SCRIPT", "FLUSH"]);
-    assert!(m.release_lock_sync("flushed").unwrap());
+    assert!(m.blocking().release_lock("flushed").unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_keys_carry_the_namespace() {
     let env = Env::redis_with(|b| b.namespace("app"));
     let guard = env.manager.try_lock("ns", MIN).await.unwrap().unwrap();
-    let mut raw = env.manager.redis_async().unwrap();
+    let mut raw = env.manager.redis().unwrap();
     let n: i64 = ::redis::cmd("EXISTS")
         .arg("app:lock:{ns}")
         .arg("app:lock:{ns}:fence")

@@ -211,7 +211,7 @@ async fn counters_always_have_a_ttl(env: Env) {
     );
     assert_eq!(m.incr("brief", 1, MIN).await.unwrap(), 1);
     assert!(m.ttl("brief").await.unwrap().unwrap() > Duration::from_secs(30));
-    assert_eq!(m.incr_sync("hits", 1, MIN).unwrap(), 7);
+    assert_eq!(m.blocking().incr("hits", 1, MIN).unwrap(), 7);
 }
 
 on_every_backend!(
@@ -230,8 +230,8 @@ on_every_backend!(
 );
 
 fn sync_operations_round_trip(env: Env) {
-    let m = &env.manager;
-    m.set_sync(
+    let m = env.manager.blocking();
+    m.set(
         "s",
         &User {
             id: 2,
@@ -240,23 +240,23 @@ fn sync_operations_round_trip(env: Env) {
         MIN,
     )
     .unwrap();
-    assert_eq!(m.get_sync::<User>("s").unwrap().unwrap().id, 2);
-    assert!(m.set_nx_sync("s2", &0, MIN).unwrap());
-    assert!(!m.set_nx_sync("s2", &0, MIN).unwrap());
-    assert!(m.ttl_sync("s").unwrap().is_some());
-    assert!(m.expire_sync("s", Duration::from_secs(9)).unwrap());
+    assert_eq!(m.get::<User>("s").unwrap().unwrap().id, 2);
+    assert!(m.set_nx("s2", &0, MIN).unwrap());
+    assert!(!m.set_nx("s2", &0, MIN).unwrap());
+    assert!(m.ttl("s").unwrap().is_some());
+    assert!(m.expire("s", Duration::from_secs(9)).unwrap());
     for i in 0..100 {
-        m.set_bytes_sync(&format!("p:{i}"), b"1", MIN).unwrap();
+        m.set_bytes(&format!("p:{i}"), b"1", MIN).unwrap();
     }
-    assert_eq!(m.delete_pattern_sync("p:*").unwrap(), 100);
-    assert!(m.delete_sync("s").unwrap());
-    assert!(m.test_connection_sync());
-    assert!(m.memory_info_sync().unwrap().used_memory > 0);
+    assert_eq!(m.delete_pattern("p:*").unwrap(), 100);
+    assert!(m.delete("s").unwrap());
+    assert!(m.test_connection());
+    assert!(m.memory_info().unwrap().used_memory > 0);
 }
 
 fn sync_and_async_see_the_same_data(env: Env) {
     let m = env.manager.clone();
-    m.set_sync("shared", &"from sync", MIN).unwrap();
+    m.blocking().set("shared", &"from sync", MIN).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -270,20 +270,20 @@ on_every_backend_sync!(sync_operations_round_trip, sync_and_async_see_the_same_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_client_runs_other_commands_on_redis() {
     let env = Env::redis();
-    let mut conn = env.manager.redis_async().unwrap();
+    let mut conn = env.manager.redis().unwrap();
     let n: i64 = ::redis::cmd("INCR")
         .arg("visits")
         .query_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let mut sync = env.manager.redis_sync().unwrap();
+    let mut sync = env.manager.blocking().redis().unwrap();
     let n: i64 = ::redis::cmd("INCR")
         .arg("visits")
         .query(&mut *sync)
         .unwrap();
     assert_eq!(n, 2);
-    assert!(Env::memory().manager.redis_async().is_err());
+    assert!(Env::memory().manager.redis().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,11 +301,26 @@ async fn reconnects_after_redis_restarts_on_the_same_port() {
     assert!(ok, "the manager did not reconnect");
     assert_eq!(m.get::<i32>("after").await.unwrap(), Some(2));
     let sync_ok = (0..50).any(|_| {
-        let ok = m.set_sync("after_sync", &3, MIN).is_ok();
+        let ok = m.blocking().set("after_sync", &3, MIN).is_ok();
         if !ok {
             std::thread::sleep(Duration::from_millis(100));
         }
         ok
     });
     assert!(sync_ok, "the sync pool did not reconnect");
+}
+
+#[test]
+fn the_in_memory_backend_reports_its_entry_count_and_peak() {
+    let env = Env::memory();
+    let m = env.manager.blocking();
+    m.set("a", &1, MIN).unwrap();
+    m.set("b", &2, MIN).unwrap();
+    let info = m.memory_info().unwrap();
+    assert_eq!(info.keys, Some(2));
+    assert!(info.used_memory_peak >= info.used_memory);
+    m.delete("a").unwrap();
+    let after = m.memory_info().unwrap();
+    assert_eq!(after.keys, Some(1));
+    assert_eq!(after.used_memory_peak, info.used_memory_peak);
 }

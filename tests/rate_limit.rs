@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Env, eventually};
 // The per-site check that `#[rate_limit]` expands to, tested directly.
-use forge_cache::__private::{RateSite, rate_limit_check, rate_limit_check_sync};
+use forge_cache::__private::{RateSite, blocking, rate_limit_check};
 use forge_cache::{Algorithm, CacheManager, Decision, OnError, RateLimit};
 
 const ALGORITHMS: [Algorithm; 3] = [
@@ -90,7 +90,7 @@ async fn two_managers_sharing_a_backend_admit_exactly_the_limit(env: Env) {
 async fn pttl(env: &Env, key: &str) -> i64 {
     match &env.server {
         Some(_) => {
-            let mut conn = env.manager.redis_async().unwrap();
+            let mut conn = env.manager.redis().unwrap();
             ::redis::cmd("PTTL")
                 .arg(key)
                 .query_async(&mut conn)
@@ -365,13 +365,19 @@ fn sync_checks_admit_exactly_the_limit(env: Env) {
     for algorithm in ALGORITHMS {
         let l = limit(3, LONG, algorithm);
         let admitted = (0..5)
-            .filter(|_| env.manager.check_rate_limit_sync(9, &l).unwrap().allowed)
+            .filter(|_| {
+                env.manager
+                    .blocking()
+                    .check_rate_limit(9, &l)
+                    .unwrap()
+                    .allowed
+            })
             .count();
         assert_eq!(admitted, 3, "{algorithm:?}");
     }
-    let admitted = env.manager.scope_sync(|| {
+    let admitted = env.manager.blocking().scope(|| {
         (0..5)
-            .filter(|_| rate_limit_check_sync(&SITE, None).is_ok())
+            .filter(|_| blocking::rate_limit_check(&SITE, None).is_ok())
             .count()
     });
     assert_eq!(admitted, 3);
@@ -407,7 +413,7 @@ async fn scripts_are_reloaded_after_script_flush() {
             "{algorithm:?}"
         );
         assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
-        let d = env.manager.check_rate_limit_sync("f", &l).unwrap();
+        let d = env.manager.blocking().check_rate_limit("f", &l).unwrap();
         assert_eq!((d.allowed, d.remaining), (true, 0), "{algorithm:?}");
     }
     assert_eq!(commandstat(server, "eval"), 0, "scripts run by SHA only");
@@ -481,8 +487,16 @@ async fn on_error_policy_applies_when_redis_is_down() {
         assert_eq!((refused.limit, refused.remaining), (1, 0));
         assert_eq!(refused.retry_after, cooldown);
     }
-    assert!(m.scope_sync(|| rate_limit_check_sync(&ALLOW, None)).is_ok());
-    assert!(m.scope_sync(|| rate_limit_check_sync(&DENY, None)).is_err());
+    assert!(
+        m.blocking()
+            .scope(|| blocking::rate_limit_check(&ALLOW, None))
+            .is_ok()
+    );
+    assert!(
+        m.blocking()
+            .scope(|| blocking::rate_limit_check(&DENY, None))
+            .is_err()
+    );
     let err = m
         .check_rate_limit("x", &RateLimit::new(1, LONG))
         .await

@@ -98,7 +98,7 @@ impl Api {
 }
 
 async fn sync_functions_and_methods_are_limited(env: Env) {
-    env.manager.scope_sync(|| {
+    env.manager.blocking().scope(|| {
         assert_eq!(export(1).unwrap(), 1);
         assert!(export(1).is_err());
         assert_eq!(export(2).unwrap(), 2);

@@ -124,14 +124,20 @@ fn plain_threads_cache_before_during_and_after_runtimes(env: Env) {
     let m: &CacheManager = &env.manager;
     // Sync fns from a plain thread, with no runtime anywhere.
     std::thread::scope(|s| {
-        s.spawn(|| m.scope_sync(|| assert_eq!(cached_sync(&sync_calls, 3), 4)));
+        s.spawn(|| {
+            m.blocking()
+                .scope(|| assert_eq!(cached_sync(&sync_calls, 3), 4))
+        });
     });
     for i in 0..3 {
         let rt = runtime(i);
         rt.block_on(m.scope(async { assert_eq!(cached(&calls, 3).await, 4) }));
         drop(rt);
         std::thread::scope(|s| {
-            s.spawn(|| m.scope_sync(|| assert_eq!(cached_sync(&sync_calls, 3), 4)));
+            s.spawn(|| {
+                m.blocking()
+                    .scope(|| assert_eq!(cached_sync(&sync_calls, 3), 4))
+            });
         });
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);

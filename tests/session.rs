@@ -164,22 +164,25 @@ on_every_backend!(
 fn sync_session_round_trip(env: Env) {
     let m = &env.manager;
     let sessions = SessionStore::<Session>::new(m.clone()).with_ttl(Duration::from_secs(3600));
-    let id = sessions.create_sync(&alice()).unwrap();
-    assert_eq!(sessions.get_sync(&id).unwrap(), Some(alice()));
+    let id = sessions.blocking().create(&alice()).unwrap();
+    assert_eq!(sessions.blocking().get(&id).unwrap(), Some(alice()));
     let key = format!("session:{id}");
-    m.expire_sync(&key, Duration::from_secs(5)).unwrap();
-    assert!(sessions.touch_sync(&id).unwrap());
-    assert!(m.ttl_sync(&key).unwrap().unwrap() > Duration::from_secs(3000));
-    assert!(sessions.update_sync(&id, &alice()).unwrap());
-    assert_eq!(sessions.get_and_touch_sync(&id).unwrap(), Some(alice()));
-    m.set_bytes_sync(&key, b"{not json", MIN).unwrap();
+    m.blocking().expire(&key, Duration::from_secs(5)).unwrap();
+    assert!(sessions.blocking().touch(&id).unwrap());
+    assert!(m.blocking().ttl(&key).unwrap().unwrap() > Duration::from_secs(3000));
+    assert!(sessions.blocking().update(&id, &alice()).unwrap());
+    assert_eq!(
+        sessions.blocking().get_and_touch(&id).unwrap(),
+        Some(alice())
+    );
+    m.blocking().set_bytes(&key, b"{not json", MIN).unwrap();
     assert!(matches!(
-        sessions.get_sync(&id),
+        sessions.blocking().get(&id),
         Err(Error::CorruptSession(_))
     ));
-    assert!(sessions.delete_sync(&id).unwrap());
-    sessions.create_with_id_sync("u1", &alice()).unwrap();
-    assert_eq!(sessions.get_sync("u1").unwrap(), Some(alice()));
+    assert!(sessions.blocking().delete(&id).unwrap());
+    sessions.blocking().create_with_id("u1", &alice()).unwrap();
+    assert_eq!(sessions.blocking().get("u1").unwrap(), Some(alice()));
 }
 
 on_every_backend_sync!(sync_session_round_trip);
@@ -193,7 +196,7 @@ async fn session_scripts_reload_after_script_flush() {
     env.server.as_ref().unwrap().cli(&["SCRIPT", "FLUSH"]);
     assert!(sessions.update(&id, &alice()).await.unwrap());
     env.server.as_ref().unwrap().cli(&["SCRIPT", "FLUSH"]);
-    assert!(sessions.get_and_touch_sync(&id).unwrap().is_some());
+    assert!(sessions.blocking().get_and_touch(&id).unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +205,7 @@ async fn session_keys_carry_the_namespace() {
     let sessions = env.manager.sessions::<Session>();
     let id = sessions.create(&alice()).await.unwrap();
     assert!(sessions.update(&id, &alice()).await.unwrap());
-    let mut raw = env.manager.redis_async().unwrap();
+    let mut raw = env.manager.redis().unwrap();
     let n: i64 = ::redis::cmd("EXISTS")
         .arg(format!("app:session:{id}"))
         .query_async(&mut raw)

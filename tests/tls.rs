@@ -36,7 +36,7 @@ async fn tls_with_the_right_ca_works_async_and_sync() {
         Some("over tls")
     );
     let m2 = m.clone();
-    let got = tokio::task::spawn_blocking(move || m2.get_sync::<String>("k").unwrap())
+    let got = tokio::task::spawn_blocking(move || m2.blocking().get::<String>("k").unwrap())
         .await
         .unwrap();
     assert_eq!(got.as_deref(), Some("over tls"));
@@ -58,7 +58,7 @@ async fn verification_is_on_by_default_and_a_wrong_ca_is_a_clear_error() {
             err.to_lowercase().contains("certificate"),
             "unclear error: {err}"
         );
-        assert!(m.ping_sync().is_err());
+        assert!(m.blocking().ping().is_err());
     }
 }
 
@@ -119,7 +119,7 @@ async fn tls_cluster_with_the_right_ca_works_async_and_sync() {
     }
     assert_eq!(m.memory_info().await.unwrap().nodes.len(), 3);
     let m2 = m.clone();
-    let got = tokio::task::spawn_blocking(move || m2.get_sync::<i32>("k7").unwrap())
+    let got = tokio::task::spawn_blocking(move || m2.blocking().get::<i32>("k7").unwrap())
         .await
         .unwrap();
     assert_eq!(got, Some(7));
@@ -132,9 +132,9 @@ async fn tls_cluster_verifies_by_default_and_the_insecure_opt_out_applies() {
     let cluster = RedisCluster::start_tls(3, &certs);
     let strict = manager(cluster.tls_url(), |b| b);
     assert!(strict.ping().await.is_err());
-    assert!(!tokio::task::block_in_place(
-        || strict.test_connection_sync()
-    ));
+    assert!(!tokio::task::block_in_place(|| strict
+        .blocking()
+        .test_connection()));
     let insecure = manager(cluster.tls_url(), |b| b.tls_insecure(true));
     assert!(insecure.ping().await.is_ok());
     insecure

@@ -25,9 +25,10 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
-/// Works on async and sync functions (sync ones use the sync client),
-/// methods, generic functions, and axum handlers (the expanded handler is
-/// still a handler, and its future is still `Send`).
+/// Works on async and sync functions (sync ones run the same core on the
+/// blocking client, as `cache.blocking()` does), methods, generic
+/// functions, and axum handlers (the expanded handler is still a handler,
+/// and its future is still `Send`).
 ///
 /// # Arguments
 ///

@@ -12,6 +12,8 @@ use redis::Value;
 
 use crate::backend::memory::{self, Txn};
 use crate::backend::{Arg, Op, Script, reply};
+use crate::block::Manager;
+use crate::drive::{Async, Drive, block_now};
 use crate::error::Result;
 use crate::manager::CacheManager;
 
@@ -44,6 +46,13 @@ fn incr_in_memory(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Value {
     Value::Int(n)
 }
 
+/// `incr`, written once for both drivers.
+async fn incr<D: Drive>(d: &D, key: &str, by: i64, ttl: Duration) -> Result<i64> {
+    let key = d.manager().full_key(key);
+    let args = [Arg::Int(by), Arg::Int(ttl_ms(ttl))];
+    reply(d.exec(Op::Script(&INCR_WITH_TTL, &[&key], &args)).await?)
+}
+
 impl CacheManager {
     /// Adds `by` to the integer counter at `key` and returns the new value.
     /// A new counter (or one that somehow lost its TTL) gets `ttl`; an
@@ -59,19 +68,21 @@ impl CacheManager {
     /// # Ok(()) }
     /// ```
     pub async fn incr(&self, key: &str, by: i64, ttl: Duration) -> Result<i64> {
-        let key = self.full_key(key);
-        let args = [Arg::Int(by), Arg::Int(ttl_ms(ttl))];
-        reply(
-            self.exec(Op::Script(&INCR_WITH_TTL, &[&key], &args))
-                .await?,
-        )
+        incr(&Async(self), key, by, ttl).await
     }
+}
 
-    /// Sync form of [`incr`](Self::incr).
-    pub fn incr_sync(&self, key: &str, by: i64, ttl: Duration) -> Result<i64> {
-        let key = self.full_key(key);
-        let args = [Arg::Int(by), Arg::Int(ttl_ms(ttl))];
-        reply(self.exec_sync(Op::Script(&INCR_WITH_TTL, &[&key], &args))?)
+impl Manager<'_> {
+    /// Blocking form of [`CacheManager::incr`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// use std::time::Duration;
+    /// assert_eq!(cache.blocking().incr("visits", 1, Duration::from_secs(60))?, 1);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn incr(&self, key: &str, by: i64, ttl: Duration) -> Result<i64> {
+        block_now(incr(&self.drive(), key, by, ttl))
     }
 }
 

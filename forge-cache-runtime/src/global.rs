@@ -5,8 +5,11 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::sync::OnceLock;
 
+use crate::block::Manager;
+use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::error::{Chain, Error, Result};
 use crate::manager::CacheManager;
+use crate::ops;
 use crate::settings::RedisSettings;
 
 static GLOBAL: OnceLock<CacheManager> = OnceLock::new();
@@ -35,27 +38,41 @@ thread_local! {
 /// # Ok(()) }
 /// ```
 pub async fn init(settings: RedisSettings) -> Result<&'static CacheManager> {
-    let manager = CacheManager::new(settings)?;
-    install(manager.clone())?;
-    if let Err(e) = manager.ping().await {
+    init_with(&Async(&install(settings)?)).await
+}
+
+/// Blocking form of [`init`], for programs without an async runtime:
+/// `forge_cache::blocking::init`.
+///
+/// ```
+/// use forge_cache_runtime::{RedisSettings, blocking};
+/// let manager = blocking::init(RedisSettings::memory())?;
+/// assert!(manager.blocking().test_connection());
+/// # Ok::<(), forge_cache_runtime::Error>(())
+/// ```
+pub fn init_blocking(settings: RedisSettings) -> Result<&'static CacheManager> {
+    block_now(init_with(&Blocking(&install(settings)?)))
+}
+
+/// After the manager is installed: one `PING`, whose failure is only
+/// logged. Written once for both drivers.
+async fn init_with<D: Drive>(d: &D) -> Result<&'static CacheManager> {
+    if let Err(e) = ops::ping(d).await {
+        let manager = d.manager();
         tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %Chain(&e),
             "backend not reachable at startup; cached calls run uncached until it answers");
     }
     Ok(global())
 }
 
-/// Sync form of [`init`], for programs without an async runtime.
-pub fn init_sync(settings: RedisSettings) -> Result<&'static CacheManager> {
+/// Makes the manager of `settings` the process-wide one; returns it.
+fn install(settings: RedisSettings) -> Result<CacheManager> {
     let manager = CacheManager::new(settings)?;
-    install(manager.clone())?;
-    if let Err(e) = manager.ping_sync() {
-        tracing::warn!(target: "forge_cache", url = %manager.settings().redacted_url(), error = %Chain(&e),
-            "backend not reachable at startup; cached calls run uncached until it answers");
-    }
-    Ok(global())
+    install_manager(manager.clone())?;
+    Ok(manager)
 }
 
-fn install(manager: CacheManager) -> Result<()> {
+fn install_manager(manager: CacheManager) -> Result<()> {
     let mut installed = false;
     GLOBAL.get_or_init(|| {
         installed = true;
@@ -106,7 +123,8 @@ pub fn global() -> &'static CacheManager {
 }
 
 /// The manager macro expansions use: the innermost [`CacheManager::scope`]
-/// or [`CacheManager::scope_sync`] around the caller, else [`global`].
+/// or [`blocking::Manager::scope`](crate::blocking::Manager::scope) around
+/// the caller, else [`global`].
 pub fn current() -> CacheManager {
     if let Ok(m) = SCOPED.try_with(CacheManager::clone) {
         return m;
@@ -131,10 +149,18 @@ impl CacheManager {
     pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
         SCOPED.scope(self.clone(), fut).await
     }
+}
 
-    /// Runs `f` with this manager as the one sync macro expansions on this
-    /// thread use.
-    pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
+impl Manager<'_> {
+    /// Runs `f` with this manager as the one the expansions of sync
+    /// functions on this thread use, instead of the global one.
+    ///
+    /// ```
+    /// use forge_cache_runtime::{CacheManager, RedisSettings, current};
+    /// let m = CacheManager::new(RedisSettings::memory()).unwrap();
+    /// m.blocking().scope(|| assert!(current().blocking().ping().is_ok()));
+    /// ```
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
         struct Restore(Option<CacheManager>);
         impl Drop for Restore {
             fn drop(&mut self) {
@@ -142,7 +168,7 @@ impl CacheManager {
                 SCOPED_SYNC.with(|s| *s.borrow_mut() = prev);
             }
         }
-        let prev = SCOPED_SYNC.with(|s| s.borrow_mut().replace(self.clone()));
+        let prev = SCOPED_SYNC.with(|s| s.borrow_mut().replace(self.manager().clone()));
         let _restore = Restore(prev);
         f()
     }

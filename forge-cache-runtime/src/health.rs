@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::block::Manager;
 use crate::manager::CacheManager;
 use crate::settings::BackendKind;
 
@@ -33,23 +34,29 @@ impl CacheManager {
     /// # Ok(()) }
     /// ```
     pub async fn health(&self) -> Health {
-        let ping = self.ping().await;
-        self.report(ping)
+        report(self, self.ping().await)
     }
+}
 
-    /// Sync form of [`health`](Self::health).
-    pub fn health_sync(&self) -> Health {
-        let ping = self.ping_sync();
-        self.report(ping)
+impl Manager<'_> {
+    /// Blocking form of [`CacheManager::health`].
+    ///
+    /// ```
+    /// let cache = forge_cache_runtime::CacheManager::new(Default::default())?;
+    /// assert!(cache.blocking().health().reachable);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn health(&self) -> Health {
+        report(self.manager(), self.ping())
     }
+}
 
-    fn report(&self, ping: crate::Result<Duration>) -> Health {
-        Health {
-            backend: self.backend_kind(),
-            reachable: ping.is_ok(),
-            latency: ping.as_ref().ok().copied(),
-            breaker_open: self.breaker_open(),
-            error: ping.err().map(|e| crate::error::Chain(&e).to_string()),
-        }
+fn report(manager: &CacheManager, ping: crate::error::Result<Duration>) -> Health {
+    Health {
+        backend: manager.backend_kind(),
+        reachable: ping.is_ok(),
+        latency: ping.as_ref().ok().copied(),
+        breaker_open: manager.breaker_open(),
+        error: ping.err().map(|e| crate::error::Chain(&e).to_string()),
     }
 }

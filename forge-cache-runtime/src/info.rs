@@ -57,19 +57,22 @@ impl MemoryInfo {
                 .map(|v| v.trim().to_owned())
         };
         let missing = || Error::Protocol("INFO memory reply lacks used_memory".into());
+        let used_memory = field("used_memory")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(missing)?;
+        let used_memory_peak = field("used_memory_peak")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         Ok(MemoryInfo {
-            used_memory: field("used_memory")
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(missing)?,
-            used_memory_peak: field("used_memory_peak")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            used_memory_human: field("used_memory_human").unwrap_or_default(),
-            used_memory_peak_human: field("used_memory_peak_human").unwrap_or_default(),
+            used_memory,
+            used_memory_peak,
+            used_memory_human: field("used_memory_human").unwrap_or_else(|| human(used_memory)),
+            used_memory_peak_human: field("used_memory_peak_human")
+                .unwrap_or_else(|| human(used_memory_peak)),
             mem_fragmentation_ratio: field("mem_fragmentation_ratio")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0.0),
-            keys: None,
+            keys: field(crate::backend::memory::MEMORY_ENTRIES_FIELD).and_then(|v| v.parse().ok()),
             nodes: Vec::new(),
         })
     }
@@ -106,18 +109,6 @@ impl MemoryInfo {
             keys: None,
             nodes,
         })
-    }
-
-    pub(crate) fn from_memory(entries: usize, bytes: usize, peak: usize) -> Self {
-        MemoryInfo {
-            used_memory: bytes as u64,
-            used_memory_peak: peak as u64,
-            used_memory_human: human(bytes as u64),
-            used_memory_peak_human: human(peak as u64),
-            mem_fragmentation_ratio: 1.0,
-            keys: Some(entries as u64),
-            nodes: Vec::new(),
-        }
     }
 }
 

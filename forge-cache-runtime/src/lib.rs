@@ -9,12 +9,15 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 mod backend;
+mod block;
 mod breaker;
 mod cache;
 mod cluster_url;
 mod codec;
 mod counter;
+mod drive;
 mod error;
+mod flight;
 pub mod glob;
 mod global;
 mod health;
@@ -22,6 +25,7 @@ mod info;
 pub mod key;
 mod lock;
 mod manager;
+mod ops;
 mod random;
 mod ratelimit;
 mod secret;
@@ -33,10 +37,10 @@ pub use backend::pool::{ClusterSyncConnection, PooledConnection, SyncConnection}
 pub use backend::raw::AsyncConnection;
 pub use cache::{CacheCounters, CacheStats};
 pub use error::{Error, Result};
-pub use global::{current, global, init, init_sync};
+pub use global::{current, global, init};
 pub use health::Health;
 pub use info::{MemoryInfo, NodeMemory};
-pub use lock::{LockGuard, SyncLockGuard};
+pub use lock::LockGuard;
 pub use manager::CacheManager;
 pub use ratelimit::{Algorithm, Decision, OnError, RateLimit, RateLimitExceeded};
 pub use secret::{Secret, redact_url};
@@ -46,17 +50,68 @@ pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
 /// Re-exported so that users and generated code name one `redis` version.
 pub use redis;
 
+pub mod blocking {
+    //! Everything for sync code: the blocking view of a manager
+    //! ([`CacheManager::blocking`](crate::CacheManager::blocking)), its lock
+    //! guard, the blocking view of a session store, and [`init`].
+    //!
+    //! Each blocking operation runs the same code as its async form (one
+    //! core, two drivers), on the calling thread and the manager's pool of
+    //! blocking connections, with no runtime and no thread hop.
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use forge_cache_runtime::{RedisSettings, blocking};
+    //!
+    //! let cache = blocking::init(RedisSettings::memory())?;
+    //! cache.blocking().set("k", &1, Duration::from_secs(60))?;
+    //! let guard: blocking::LockGuard = cache.blocking().lock("job", Duration::from_secs(5), Duration::from_secs(1))?;
+    //! guard.release()?;
+    //! # Ok::<(), forge_cache_runtime::Error>(())
+    //! ```
+    pub use crate::block::Manager;
+    pub use crate::global::init_blocking as init;
+    pub use crate::lock::BlockingLockGuard as LockGuard;
+    pub use crate::session::BlockingSessions as Sessions;
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::{
         CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Policy,
-        ResultPolicy, ValuePolicy, cached, cached_sync, invalidate, invalidate_all,
-        invalidate_all_sync, invalidate_sync,
+        ResultPolicy, ValuePolicy, cached, invalidate, invalidate_all,
     };
     pub use crate::error::Result;
     pub use crate::global::current;
     pub use crate::ratelimit::{
         Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check,
-        rate_limit_check_rendered, rate_limit_check_rendered_sync, rate_limit_check_sync,
+        rate_limit_check_rendered,
     };
+
+    /// What the expansion of a sync function calls: the blocking driver of
+    /// the same core.
+    pub mod blocking {
+        pub use crate::cache::{
+            cached_blocking as cached, invalidate_all_blocking as invalidate_all,
+            invalidate_blocking as invalidate,
+        };
+        pub use crate::ratelimit::{
+            rate_limit_check_blocking as rate_limit_check,
+            rate_limit_check_rendered_blocking as rate_limit_check_rendered,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::manager::{FeatureState, SLOTS};
+
+    #[test]
+    fn every_feature_state_has_a_slot_of_its_own() {
+        let slots = [crate::flight::Flights::SLOT, crate::lock::HeldLocks::SLOT];
+        for (i, a) in slots.iter().enumerate() {
+            assert!(*a < SLOTS);
+            assert!(!slots[i + 1..].contains(a), "slot {a} is taken twice");
+        }
+    }
 }

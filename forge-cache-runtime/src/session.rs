@@ -18,10 +18,12 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::{self, Txn};
 use crate::backend::{Arg, Op, Script, reply};
+use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::error::{Error, Result};
 use crate::key::push_component;
 use crate::lock::{arg_duration, millis};
 use crate::manager::CacheManager;
+use crate::ops;
 use crate::random::random_id;
 
 /// The default session lifetime: 24 hours.
@@ -226,6 +228,20 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
         self.ttl
     }
 
+    /// The blocking view of this store, for sync code:
+    /// `sessions.blocking().get(id)`.
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// let id = sessions.blocking().create(&7)?;
+    /// assert_eq!(sessions.blocking().get(&id)?, Some(7));
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn blocking(&self) -> BlockingSessions<'_, T> {
+        BlockingSessions(self)
+    }
+
     /// Stores `data` under a new random id and returns the id (22 URL-safe
     /// characters, 128 random bits; fit for a cookie).
     ///
@@ -237,37 +253,7 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
     /// # Ok(()) }
     /// ```
     pub async fn create(&self, data: &T) -> Result<String> {
-        for _ in 0..CREATE_ATTEMPTS {
-            let id = random_id()?;
-            if self
-                .manager
-                .set_nx(&session_key(&id)?, data, self.ttl)
-                .await?
-            {
-                return Ok(id);
-            }
-        }
-        Err(ids_exhausted())
-    }
-
-    /// Sync form of [`create`](Self::create).
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// let id = cache.sessions::<u64>().create_sync(&7)?;
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn create_sync(&self, data: &T) -> Result<String> {
-        for _ in 0..CREATE_ATTEMPTS {
-            let id = random_id()?;
-            if self
-                .manager
-                .set_nx_sync(&session_key(&id)?, data, self.ttl)?
-            {
-                return Ok(id);
-            }
-        }
-        Err(ids_exhausted())
+        create(&Async(&self.manager), self, data).await
     }
 
     /// Stores `data` under an id the caller chooses, replacing any session
@@ -283,18 +269,7 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
     /// # Ok(()) }
     /// ```
     pub async fn create_with_id(&self, id: impl fmt::Display, data: &T) -> Result<()> {
-        self.manager.set(&session_key(&id)?, data, self.ttl).await
-    }
-
-    /// Sync form of [`create_with_id`](Self::create_with_id).
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// cache.sessions::<u64>().create_with_id_sync(42, &1)?;
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn create_with_id_sync(&self, id: impl fmt::Display, data: &T) -> Result<()> {
-        self.manager.set_sync(&session_key(&id)?, data, self.ttl)
+        create_with_id(&Async(&self.manager), self, &id, data).await
     }
 
     /// The session's data; `Ok(None)` when there is no such session (never
@@ -310,18 +285,7 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
     /// # Ok(()) }
     /// ```
     pub async fn get(&self, id: impl fmt::Display) -> Result<Option<T>> {
-        decode(self.manager.get_bytes(&session_key(&id)?).await?)
-    }
-
-    /// Sync form of [`get`](Self::get).
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// assert_eq!(cache.sessions::<u64>().get_sync("no-such-id")?, None);
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn get_sync(&self, id: impl fmt::Display) -> Result<Option<T>> {
-        decode(self.manager.get_bytes_sync(&session_key(&id)?)?)
+        get(&Async(&self.manager), &id).await
     }
 
     /// Reads the session and, if it exists, restarts its TTL, in one atomic
@@ -336,31 +300,7 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
     /// # Ok(()) }
     /// ```
     pub async fn get_and_touch(&self, id: impl fmt::Display) -> Result<Option<T>> {
-        let key = session_key(&id)?;
-        let keys = [&*self.manager.full_key(&key)];
-        let args = [Arg::Int(millis(self.ttl))];
-        let v = self
-            .manager
-            .exec(Op::Script(&GET_AND_TOUCH, &keys, &args))
-            .await?;
-        decode(reply(v)?)
-    }
-
-    /// Sync form of [`get_and_touch`](Self::get_and_touch).
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// assert_eq!(cache.sessions::<u64>().get_and_touch_sync("gone")?, None);
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn get_and_touch_sync(&self, id: impl fmt::Display) -> Result<Option<T>> {
-        let key = session_key(&id)?;
-        let keys = [&*self.manager.full_key(&key)];
-        let args = [Arg::Int(millis(self.ttl))];
-        let v = self
-            .manager
-            .exec_sync(Op::Script(&GET_AND_TOUCH, &keys, &args))?;
-        decode(reply(v)?)
+        get_and_touch(&Async(&self.manager), self, &id).await
     }
 
     /// Replaces the data of an existing session and restarts its TTL;
@@ -377,28 +317,7 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
     /// # Ok(()) }
     /// ```
     pub async fn update(&self, id: impl fmt::Display, data: &T) -> Result<bool> {
-        let key = session_key(&id)?;
-        let bytes = self.manager.encode_checked(data)?;
-        let keys = [&*self.manager.full_key(&key)];
-        let args = [Arg::Bytes(&bytes), Arg::Int(millis(self.ttl))];
-        let v = self.manager.exec(Op::Script(&UPDATE, &keys, &args)).await?;
-        Ok(reply::<i64>(v)? == 1)
-    }
-
-    /// Sync form of [`update`](Self::update).
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// assert!(!cache.sessions::<u64>().update_sync("unknown", &2)?);
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn update_sync(&self, id: impl fmt::Display, data: &T) -> Result<bool> {
-        let key = session_key(&id)?;
-        let bytes = self.manager.encode_checked(data)?;
-        let keys = [&*self.manager.full_key(&key)];
-        let args = [Arg::Bytes(&bytes), Arg::Int(millis(self.ttl))];
-        let v = self.manager.exec_sync(Op::Script(&UPDATE, &keys, &args))?;
-        Ok(reply::<i64>(v)? == 1)
+        update(&Async(&self.manager), self, &id, data).await
     }
 
     /// Restarts the session's TTL (sliding expiry); `Ok(false)` when there
@@ -413,18 +332,7 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
     /// # Ok(()) }
     /// ```
     pub async fn touch(&self, id: impl fmt::Display) -> Result<bool> {
-        self.manager.expire(&session_key(&id)?, self.ttl).await
-    }
-
-    /// Sync form of [`touch`](Self::touch).
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// assert!(!cache.sessions::<u64>().touch_sync("unknown")?);
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn touch_sync(&self, id: impl fmt::Display) -> Result<bool> {
-        self.manager.expire_sync(&session_key(&id)?, self.ttl)
+        touch(&Async(&self.manager), self, &id).await
     }
 
     /// Deletes the session (logout); returns whether it existed.
@@ -439,19 +347,191 @@ impl<T: Serialize + DeserializeOwned> SessionStore<T> {
     /// # Ok(()) }
     /// ```
     pub async fn delete(&self, id: impl fmt::Display) -> Result<bool> {
-        self.manager.delete(&session_key(&id)?).await
+        delete(&Async(&self.manager), &id).await
+    }
+}
+
+/// The blocking view of a [`SessionStore`], from
+/// [`SessionStore::blocking`]: the same operations, each the same logic as
+/// its async form, blocking the calling thread.
+///
+/// ```
+/// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+/// let sessions = cache.sessions::<String>();
+/// let sync = sessions.blocking();
+/// let id = sync.create(&"ada".to_owned())?;
+/// assert!(sync.update(&id, &"grace".to_owned())?);
+/// assert_eq!(sync.get_and_touch(&id)?, Some("grace".to_owned()));
+/// assert!(sync.delete(&id)?);
+/// # Ok::<(), forge_cache_runtime::Error>(())
+/// ```
+pub struct BlockingSessions<'a, T>(&'a SessionStore<T>);
+
+impl<T> Clone for BlockingSessions<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for BlockingSessions<'_, T> {}
+
+impl<T> fmt::Debug for BlockingSessions<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::Sessions").field(self.0).finish()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> BlockingSessions<'_, T> {
+    fn drive(&self) -> Blocking<'_> {
+        Blocking(&self.0.manager)
     }
 
-    /// Sync form of [`delete`](Self::delete).
+    /// Blocking form of [`SessionStore::create`].
     ///
     /// ```
     /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// assert!(!cache.sessions::<u64>().delete_sync("unknown")?);
+    /// let sessions = cache.sessions::<u64>();
+    /// let id = sessions.blocking().create(&7)?;
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
-    pub fn delete_sync(&self, id: impl fmt::Display) -> Result<bool> {
-        self.manager.delete_sync(&session_key(&id)?)
+    pub fn create(&self, data: &T) -> Result<String> {
+        block_now(create(&self.drive(), self.0, data))
     }
+
+    /// Blocking form of [`SessionStore::create_with_id`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// sessions.blocking().create_with_id(42, &7)?;
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn create_with_id(&self, id: impl fmt::Display, data: &T) -> Result<()> {
+        block_now(create_with_id(&self.drive(), self.0, &id, data))
+    }
+
+    /// Blocking form of [`SessionStore::get`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// assert_eq!(sessions.blocking().get("absent")?, None);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn get(&self, id: impl fmt::Display) -> Result<Option<T>> {
+        block_now(get(&self.drive(), &id))
+    }
+
+    /// Blocking form of [`SessionStore::get_and_touch`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// assert_eq!(sessions.blocking().get_and_touch("absent")?, None);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn get_and_touch(&self, id: impl fmt::Display) -> Result<Option<T>> {
+        block_now(get_and_touch(&self.drive(), self.0, &id))
+    }
+
+    /// Blocking form of [`SessionStore::update`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// assert!(!sessions.blocking().update("absent", &7)?);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn update(&self, id: impl fmt::Display, data: &T) -> Result<bool> {
+        block_now(update(&self.drive(), self.0, &id, data))
+    }
+
+    /// Blocking form of [`SessionStore::touch`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// assert!(!sessions.blocking().touch("absent")?);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn touch(&self, id: impl fmt::Display) -> Result<bool> {
+        block_now(touch(&self.drive(), self.0, &id))
+    }
+
+    /// Blocking form of [`SessionStore::delete`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let sessions = cache.sessions::<u64>();
+    /// assert!(!sessions.blocking().delete("absent")?);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn delete(&self, id: impl fmt::Display) -> Result<bool> {
+        block_now(delete(&self.drive(), &id))
+    }
+}
+
+// The operations, written once for both drivers.
+
+async fn create<D: Drive, T: Serialize>(
+    d: &D,
+    store: &SessionStore<T>,
+    data: &T,
+) -> Result<String> {
+    for _ in 0..CREATE_ATTEMPTS {
+        let id = random_id()?;
+        if ops::set_nx(d, &session_key(&id)?, data, store.ttl).await? {
+            return Ok(id);
+        }
+    }
+    Err(ids_exhausted())
+}
+
+async fn create_with_id<D: Drive, T: Serialize>(
+    d: &D,
+    store: &SessionStore<T>,
+    id: &dyn fmt::Display,
+    data: &T,
+) -> Result<()> {
+    ops::set(d, &session_key(id)?, data, store.ttl).await
+}
+
+async fn get<D: Drive, T: DeserializeOwned>(d: &D, id: &dyn fmt::Display) -> Result<Option<T>> {
+    decode(ops::get_bytes(d, &session_key(id)?).await?)
+}
+
+async fn get_and_touch<D: Drive, T: DeserializeOwned>(
+    d: &D,
+    store: &SessionStore<T>,
+    id: &dyn fmt::Display,
+) -> Result<Option<T>> {
+    let key = session_key(id)?;
+    let keys = [&*d.manager().full_key(&key)];
+    let args = [Arg::Int(millis(store.ttl))];
+    let v = d.exec(Op::Script(&GET_AND_TOUCH, &keys, &args)).await?;
+    decode(reply(v)?)
+}
+
+async fn update<D: Drive, T: Serialize>(
+    d: &D,
+    store: &SessionStore<T>,
+    id: &dyn fmt::Display,
+    data: &T,
+) -> Result<bool> {
+    let key = session_key(id)?;
+    let bytes = d.manager().encode_checked(data)?;
+    let keys = [&*d.manager().full_key(&key)];
+    let args = [Arg::Bytes(&bytes), Arg::Int(millis(store.ttl))];
+    let v = d.exec(Op::Script(&UPDATE, &keys, &args)).await?;
+    Ok(reply::<i64>(v)? == 1)
+}
+
+async fn touch<D: Drive, T>(d: &D, store: &SessionStore<T>, id: &dyn fmt::Display) -> Result<bool> {
+    ops::expire(d, &session_key(id)?, store.ttl).await
+}
+
+async fn delete<D: Drive>(d: &D, id: &dyn fmt::Display) -> Result<bool> {
+    ops::delete(d, &session_key(id)?).await
 }
 
 #[cfg(test)]

@@ -22,14 +22,23 @@
 
 use std::time::Duration;
 
-use crate::cache::CacheSite;
-use crate::cache::stats::Event;
-use crate::ratelimit::Who;
+use std::borrow::Cow;
+
+/// What happened to one cached call (the counters of
+/// [`CacheCounters`](crate::CacheCounters)).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Event {
+    Hit,
+    Miss,
+    Store,
+    Error,
+    Coalesced,
+}
 
 /// One cache event of `site` (the counterpart of its
 /// [`CacheCounters`](crate::CacheCounters)).
 #[inline]
-pub(crate) fn cache_event(site: &'static CacheSite, event: Event) {
+pub(crate) fn cache_event(prefix: &'static str, function: &'static str, event: Event) {
     #[cfg(feature = "metrics")]
     {
         let name = match event {
@@ -39,43 +48,46 @@ pub(crate) fn cache_event(site: &'static CacheSite, event: Event) {
             Event::Error => "forge_cache_errors_total",
             Event::Coalesced => "forge_cache_coalesced_total",
         };
-        ::metrics::counter!(name, "prefix" => site.prefix(), "function" => site.name())
-            .increment(1);
+        ::metrics::counter!(name, "prefix" => prefix, "function" => function).increment(1);
     }
 }
 
 /// How long one run of `site`'s function took (misses and refreshes).
 #[inline]
-pub(crate) fn compute_time(site: &'static CacheSite, took: Duration) {
+pub(crate) fn compute_time(prefix: &'static str, function: &'static str, took: Duration) {
     #[cfg(feature = "metrics")]
     ::metrics::histogram!(
         "forge_cache_compute_seconds",
-        "prefix" => site.prefix(),
-        "function" => site.name()
+        "prefix" => prefix,
+        "function" => function
     )
     .record(took.as_secs_f64());
 }
 
 /// A rate limit refused a call.
 #[inline]
-pub(crate) fn rate_limit_refused(who: Who<'_>) {
+// A `Cow` so that a static label reaches the exporter without a copy.
+#[allow(clippy::ptr_arg)]
+pub(crate) fn rate_limit_refused(prefix: &Cow<'static, str>, name: &Cow<'static, str>) {
     #[cfg(feature = "metrics")]
     ::metrics::counter!(
         "forge_cache_rate_limit_refusals_total",
-        "prefix" => who.prefix.clone(),
-        "name" => who.name.clone()
+        "prefix" => prefix.clone(),
+        "name" => name.clone()
     )
     .increment(1);
 }
 
 /// A rate-limit check could not ask the backend.
 #[inline]
-pub(crate) fn rate_limit_backend_error(who: Who<'_>) {
+// A `Cow` so that a static label reaches the exporter without a copy.
+#[allow(clippy::ptr_arg)]
+pub(crate) fn rate_limit_backend_error(prefix: &Cow<'static, str>, name: &Cow<'static, str>) {
     #[cfg(feature = "metrics")]
     ::metrics::counter!(
         "forge_cache_rate_limit_backend_errors_total",
-        "prefix" => who.prefix.clone(),
-        "name" => who.name.clone()
+        "prefix" => prefix.clone(),
+        "name" => name.clone()
     )
     .increment(1);
 }

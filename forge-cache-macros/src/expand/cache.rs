@@ -108,7 +108,7 @@ pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream 
         }
     } else {
         quote_spanned! {span=>
-            #p_ret::cached_sync::<#p_ret::#policy, _, _>(&#site, #key_var, move || -> #ret { #(#stmts)* })
+            #p_ret::blocking::cached::<#p_ret::#policy, _, _>(&#site, #key_var, move || -> #ret { #(#stmts)* })
         }
     };
 
@@ -339,8 +339,8 @@ impl Companions<'_> {
             )
         } else {
             (
-                quote!(#p::invalidate_sync),
-                quote!(#p::invalidate_all_sync),
+                quote!(#p::blocking::invalidate),
+                quote!(#p::blocking::invalidate_all),
                 quote!(),
             )
         };

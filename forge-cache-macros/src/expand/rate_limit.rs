@@ -50,14 +50,16 @@ pub(crate) fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
     // rendering, so no borrow of the arguments outlives this statement.
     let check = match (&args.key, info.is_async) {
         (None, true) => quote!(#p::rate_limit_check(&#site, ::core::option::Option::None).await),
-        (None, false) => quote!(#p::rate_limit_check_sync(&#site, ::core::option::Option::None)),
+        (None, false) => {
+            quote!(#p::blocking::rate_limit_check(&#site, ::core::option::Option::None))
+        }
         (Some(t), true) => {
             let key = t.render(&p);
             quote!(#p::rate_limit_check_rendered(&#site, #key).await)
         }
         (Some(t), false) => {
             let key = t.render(&p);
-            quote!(#p::rate_limit_check_rendered_sync(&#site, #key))
+            quote!(#p::blocking::rate_limit_check_rendered(&#site, #key))
         }
     };
     let into = match error_type(&info.ret) {

@@ -225,7 +225,10 @@ where
         let key = config.key(&mut parts);
         let request = Request::from_parts(parts, body);
         Box::pin(async move {
-            let manager = config.manager.clone().unwrap_or_else(crate::current);
+            let manager = config
+                .manager
+                .clone()
+                .unwrap_or_else(crate::global::current);
             let decision = match manager.check_rate_limit(&key, &config.limit).await {
                 Ok(d) => d,
                 Err(err) => {

@@ -139,7 +139,7 @@ impl IntoResponse for RateLimitExceeded {
 /// use forge_cache_runtime::{CacheManager, RateLimit, RedisSettings};
 ///
 /// let cache = CacheManager::new(RedisSettings::memory())?;
-/// let d = cache.check_rate_limit_sync("ip", &RateLimit::new(10, Duration::from_secs(60)))?;
+/// let d = cache.blocking().check_rate_limit("ip", &RateLimit::new(10, Duration::from_secs(60)))?;
 /// let response = (d, "hello").into_response();
 /// assert_eq!(response.headers()["x-ratelimit-remaining"], "9");
 /// # Ok::<(), forge_cache_runtime::Error>(())

@@ -13,10 +13,8 @@ use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
 
 use super::link::{Connect, Link};
 use super::pool::{ClusterSyncConnection, Pool};
-use super::redis::scan_cmd;
-use super::{Op, Script, reply};
-use crate::error::{Error, Result};
-use crate::info::MemoryInfo;
+use super::{Op, Script};
+use crate::error::Result;
 use crate::settings::RedisSettings;
 
 /// Attempts per command beyond the first (redirections count as one each).
@@ -39,6 +37,12 @@ const REDIRECT_ATTEMPTS: usize = 4;
 /// after `MOVED` as it is and after `ASK` with `ASKING` in one pipeline (one
 /// write, which nothing can split), a bounded number of times.
 pub(crate) async fn run(conn: &mut ClusterConnection, op: Op<'_>) -> RedisResult<Value> {
+    if let Op::Primaries = op {
+        return primaries(conn.route_command(Cmd::ping(), all_primaries()).await?);
+    }
+    if let Some(node) = op.node() {
+        return conn.route_command(op.cmd(), by_address(node)?).await;
+    }
     let script = match op {
         Op::Script(script, ..) => Some(script),
         _ => None,
@@ -203,14 +207,6 @@ impl ClusterBackend {
         })
     }
 
-    /// The cluster connection, opened on first use on a runtime that
-    /// outlives the call, and again if it broke or that runtime shut down.
-    /// redis-rs reconnects to single nodes and refreshes the slot map from
-    /// inside the connection's own task, which runs on that runtime too.
-    pub(crate) async fn conn(&self) -> Result<ClusterConnection> {
-        self.link.conn().await
-    }
-
     /// The link, for the raw connection.
     pub(crate) fn link(&self) -> &Link<Cluster> {
         &self.link
@@ -221,99 +217,43 @@ impl ClusterBackend {
         self.link.exec(op).await
     }
 
-    /// A pooled sync cluster connection: an idle one, a new one (a refused
-    /// connection fails at once), or the next one returned within the
-    /// socket timeout.
-    pub(crate) fn sync_conn(&self) -> Result<ClusterSyncConnection> {
-        self.pool.get()
-    }
-
-    /// A sync connection for the caller ([`ClusterSyncConnection`]).
-    pub(crate) fn lend_sync(&self) -> Result<ClusterSyncConnection> {
+    /// A blocking connection for the caller ([`ClusterSyncConnection`]).
+    pub(crate) fn lend_blocking(&self) -> Result<ClusterSyncConnection> {
         self.pool.lend_out()
     }
 
-    /// Runs `op` on a pooled sync cluster connection.
-    pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
-        self.pool.exec(op, |conn, op| super::run_sync(conn, op))
-    }
-
-    /// `SCAN` on every primary (a cluster-wide `SCAN` does not exist), then
-    /// `UNLINK` of each batch, which redis-rs splits by hash slot.
-    pub(crate) async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        let mut conn = self.conn().await?;
-        let mut deleted = 0u64;
-        for (node, _) in on_primaries(conn.route_command(Cmd::ping(), all_primaries()).await?)? {
-            let route = by_address(&node)?;
-            let mut cursor = 0u64;
-            loop {
-                let value = conn
-                    .route_command(scan_cmd(cursor, pattern), route.clone())
-                    .await?;
-                let (next, keys): (u64, Vec<Vec<u8>>) = reply(value)?;
-                if !keys.is_empty() {
-                    let n: u64 = redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async(&mut conn)
-                        .await?;
-                    deleted += n;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-        Ok(deleted)
-    }
-
-    /// Sync form of [`delete_pattern`](Self::delete_pattern); each batch of
-    /// `UNLINK`s goes out as one pipeline per node.
-    pub(crate) fn delete_pattern_sync(&self, pattern: &str) -> Result<u64> {
-        let mut conn = self.sync_conn()?;
-        let mut deleted = 0u64;
-        for (node, _) in on_primaries(conn.route_command(&Cmd::ping(), all_primaries())?)? {
-            let route = by_address(&node)?;
-            let mut cursor = 0u64;
-            loop {
-                let value = conn.route_command(&scan_cmd(cursor, pattern), route.clone())?;
-                let (next, keys): (u64, Vec<Vec<u8>>) = reply(value)?;
-                if !keys.is_empty() {
-                    let mut pipe = redis::cluster::cluster_pipe();
-                    for key in &keys {
-                        pipe.cmd("UNLINK").arg(key);
-                    }
-                    let counts: Vec<u64> = pipe.query(&mut conn)?;
-                    deleted += counts.iter().sum::<u64>();
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-        Ok(deleted)
-    }
-
-    /// `INFO memory` from every primary, per node and summed.
-    pub(crate) async fn memory_info(&self) -> Result<MemoryInfo> {
-        let mut conn = self.conn().await?;
-        let value = conn.route_command(info_memory(), all_primaries()).await?;
-        MemoryInfo::from_nodes(on_primaries(value)?)
-    }
-
-    /// Sync form of [`memory_info`](Self::memory_info).
-    pub(crate) fn memory_info_sync(&self) -> Result<MemoryInfo> {
-        let mut conn = self.sync_conn()?;
-        let value = conn.route_command(&info_memory(), all_primaries())?;
-        MemoryInfo::from_nodes(on_primaries(value)?)
+    /// Runs `op` on a pooled blocking cluster connection.
+    pub(crate) fn exec_blocking(&self, op: Op<'_>) -> Result<Value> {
+        self.pool.exec(op, run_blocking)
     }
 }
 
-fn info_memory() -> Cmd {
-    let mut c = redis::cmd("INFO");
-    c.arg("memory");
-    c
+/// Blocking form of [`run`]: redis-rs routes by slot (and splits a
+/// multi-key `UNLINK` by slot); node-addressed ops go to their node.
+fn run_blocking(conn: &mut redis::cluster::ClusterConnection, op: Op<'_>) -> RedisResult<Value> {
+    if let Op::Primaries = op {
+        return primaries(conn.route_command(&Cmd::ping(), all_primaries())?);
+    }
+    if let Some(node) = op.node() {
+        return conn.route_command(&op.cmd(), by_address(node)?);
+    }
+    super::run_blocking(conn, op)
+}
+
+/// The reply of [`Op::Primaries`], from a `PING` to every primary: their
+/// addresses. Any primary's error fails the whole.
+fn primaries(value: Value) -> RedisResult<Value> {
+    let Value::Map(pairs) = value else {
+        return Err((ErrorKind::Client, "expected one reply per primary").into());
+    };
+    let mut nodes = Vec::with_capacity(pairs.len());
+    for (node, reply) in pairs {
+        if let Value::ServerError(e) = reply {
+            return Err(e.into());
+        }
+        nodes.push(node);
+    }
+    Ok(Value::Array(nodes))
 }
 
 /// Sends a command to every primary and returns each one's reply.
@@ -321,33 +261,17 @@ fn all_primaries() -> RoutingInfo {
     RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None))
 }
 
-/// Splits the reply of an [`all_primaries`] command into `(node, reply)`
-/// pairs, the reply as text; any node's error fails the whole.
-fn on_primaries(value: Value) -> Result<Vec<(String, String)>> {
-    let Value::Map(pairs) = value else {
-        return Err(Error::Protocol(format!(
-            "expected one reply per primary, got {value:?}"
-        )));
-    };
-    pairs
-        .into_iter()
-        .map(|(node, value)| {
-            let node: String = reply(node)?;
-            let text = match value {
-                Value::ServerError(e) => return Err(Error::Redis(e.into())),
-                Value::Okay => "OK".to_owned(),
-                other => reply(other)?,
-            };
-            Ok((node, text))
-        })
-        .collect()
-}
-
 /// Routing to one node given as `host:port`.
-fn by_address(node: &str) -> Result<RoutingInfo> {
+fn by_address(node: &str) -> RedisResult<RoutingInfo> {
     node_route(node)
         .map(RoutingInfo::SingleNode)
-        .ok_or_else(|| Error::Protocol(format!("bad cluster node address {node:?}")))
+        .ok_or_else(|| {
+            redis::RedisError::from((
+                ErrorKind::Client,
+                "bad cluster node address",
+                node.to_owned(),
+            ))
+        })
 }
 
 fn node_route(node: &str) -> Option<SingleNodeRoutingInfo> {
@@ -431,7 +355,7 @@ mod tests {
         tokio::task::spawn_blocking(move || {
             for [x, y] in &keys2 {
                 let op = Op::Script(&ADD_BOTH, &[x, y], &[Arg::Bytes(b"3")]);
-                assert_eq!(b2.exec_sync(op).unwrap(), Value::Int(18));
+                assert_eq!(b2.exec_blocking(op).unwrap(), Value::Int(18));
             }
         })
         .await

@@ -179,12 +179,6 @@ impl<K: Connect> Link<K> {
         }
     }
 
-    /// A clone of the open connection, or of a new one.
-    pub(crate) async fn conn(&self) -> Result<K::Conn> {
-        let home = io::caller().map_err(|_| Error::from(Failure::NoRuntime))?;
-        Ok(self.get(home).await?.conn.clone())
-    }
-
     /// Sends a caller's packed command ([`AsyncConnection`]): on the
     /// connection for this call's home, replaced if it broke.
     ///

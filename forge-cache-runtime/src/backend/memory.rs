@@ -10,12 +10,15 @@
 //! (Redis's `volatile-ttl` policy).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::glob::glob_match;
 
 const SHARDS: usize = 16;
+/// The field of [`MemoryStore::info_memory`] that counts live entries.
+pub(crate) const MEMORY_ENTRIES_FIELD: &str = "forge_cache_entries";
 /// Expired entries reclaimed per write, at most.
 const RECLAIM_PER_WRITE: usize = 8;
 
@@ -61,6 +64,8 @@ struct Shard {
 pub(crate) struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     per_shard_capacity: usize,
+    /// The most bytes seen in use by [`info_memory`](Self::info_memory).
+    peak_bytes: AtomicUsize,
 }
 
 impl MemoryStore {
@@ -68,6 +73,7 @@ impl MemoryStore {
         MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard_capacity: max_entries.div_ceil(SHARDS).max(1),
+            peak_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -127,29 +133,41 @@ impl MemoryStore {
         self.txn(key, |t| t.expire(key, ttl))
     }
 
-    /// Deletes every live key matching the Redis glob `pattern`.
-    pub(crate) fn delete_pattern(&self, pattern: &str) -> u64 {
-        let mut deleted = 0;
+    /// Every live key matching the Redis glob `pattern` (the in-memory
+    /// `SCAN`, in one step).
+    pub(crate) fn keys_matching(&self, pattern: &str) -> Vec<Arc<str>> {
+        let mut keys = Vec::new();
         for shard in self.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            let doomed: Vec<Arc<str>> = shard
-                .map
-                .iter()
-                .filter(|(k, e)| e.deadline > now && glob_match(pattern.as_bytes(), k.as_bytes()))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in doomed {
-                if shard.remove(&key) {
-                    deleted += 1;
-                }
-            }
+            keys.extend(
+                shard
+                    .map
+                    .iter()
+                    .filter(|(k, e)| {
+                        e.deadline > now && glob_match(pattern.as_bytes(), k.as_bytes())
+                    })
+                    .map(|(k, _)| k.clone()),
+            );
         }
-        deleted
+        keys
+    }
+
+    /// The in-memory `INFO memory`: the bytes keys and values hold, the
+    /// peak of that figure, and (a field of our own) the live entries.
+    pub(crate) fn info_memory(&self) -> String {
+        let (entries, bytes) = self.usage();
+        let peak = self
+            .peak_bytes
+            .fetch_max(bytes, Ordering::Relaxed)
+            .max(bytes);
+        format!(
+            "used_memory:{bytes}\r\nused_memory_peak:{peak}\r\nmem_fragmentation_ratio:1.00\r\n{MEMORY_ENTRIES_FIELD}:{entries}\r\n"
+        )
     }
 
     /// Number of live entries and the bytes their keys and values hold.
-    pub(crate) fn usage(&self) -> (usize, usize) {
+    fn usage(&self) -> (usize, usize) {
         let (mut entries, mut bytes) = (0, 0);
         for shard in self.shards.iter() {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,6 +1,8 @@
 //! Backends: what the manager talks to. Every operation is described once
 //! as an [`Op`], which knows its Redis command and its in-memory meaning, so
-//! both backends and both (async and sync) call styles share one definition.
+//! every backend and both drivers (async and blocking) share one
+//! definition. This module is the only one that knows which backends exist:
+//! adding one touches [`Backend`] and its match sites here, nothing else.
 
 pub(crate) mod cluster;
 mod io;
@@ -16,7 +18,10 @@ use std::time::Duration;
 use ::redis::{Cmd, RedisResult, ScriptInvocation, Value};
 
 use crate::error::{Error, Result};
+use crate::settings::{RedisSettings, Target};
 use memory::{MemoryStore, Txn};
+use pool::{ClusterSyncConnection, SyncConnection};
+use raw::AsyncConnection;
 
 /// A Lua script with its in-memory twin. The Lua side runs by SHA
 /// (`EVALSHA`), and is loaded again transparently after `NOSCRIPT`.
@@ -73,6 +78,15 @@ pub(crate) enum Op<'a> {
     Expire(&'a str, Duration),
     Ping,
     Script(&'static Script, &'a [&'a str], &'a [Arg<'a>]),
+    /// The nodes that hold keys, one name each (`""` on a single server):
+    /// the targets of [`Op::Scan`] and [`Op::InfoMemory`].
+    Primaries,
+    /// `SCAN cursor MATCH pattern COUNT n` on one node of [`Op::Primaries`].
+    Scan(&'a str, u64, &'a str),
+    /// `UNLINK` of several keys (split by slot on a cluster).
+    Unlink(&'a [Vec<u8>]),
+    /// `INFO memory` of one node of [`Op::Primaries`].
+    InfoMemory(&'a str),
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -84,6 +98,15 @@ impl Op<'_> {
     /// may be sent again after its connection broke).
     pub(crate) fn is_idempotent(&self) -> bool {
         !matches!(self, Op::SetNx(..) | Op::Script(..))
+    }
+
+    /// The node an op names, if it is sent to one node of
+    /// [`Op::Primaries`] rather than routed by key.
+    pub(crate) fn node(&self) -> Option<&str> {
+        match *self {
+            Op::Scan(node, ..) | Op::InfoMemory(node) => Some(node),
+            _ => None,
+        }
     }
 
     fn cmd(&self) -> Cmd {
@@ -113,7 +136,23 @@ impl Op<'_> {
                 c = ::redis::cmd("PEXPIRE");
                 c.arg(k).arg(millis(ttl));
             }
-            Op::Ping => c = ::redis::cmd("PING"),
+            Op::Ping | Op::Primaries => c = ::redis::cmd("PING"),
+            Op::Scan(_, cursor, pattern) => {
+                c = ::redis::cmd("SCAN");
+                c.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_BATCH);
+            }
+            Op::Unlink(keys) => {
+                c = ::redis::cmd("UNLINK");
+                c.arg(keys);
+            }
+            Op::InfoMemory(_) => {
+                c = ::redis::cmd("INFO");
+                c.arg("memory");
+            }
             Op::Script(script, keys, args) => {
                 c = ::redis::cmd("EVALSHA");
                 c.arg(script.lua.get_hash()).arg(keys.len());
@@ -152,8 +191,32 @@ impl Op<'_> {
                 let first = keys.first().copied().unwrap_or("");
                 m.txn(first, |t| (script.memory)(t, keys, args))
             }
+            Op::Primaries => single_node(),
+            Op::Scan(_, _, pattern) => Value::Array(vec![
+                Value::BulkString(b"0".to_vec()),
+                Value::Array(
+                    m.keys_matching(pattern)
+                        .into_iter()
+                        .map(|k| Value::BulkString(k.as_bytes().to_vec()))
+                        .collect(),
+                ),
+            ]),
+            Op::Unlink(keys) => Value::Int(
+                keys.iter()
+                    .filter(|k| std::str::from_utf8(k).is_ok_and(|k| m.del(k)))
+                    .count() as i64,
+            ),
+            Op::InfoMemory(_) => Value::BulkString(m.info_memory().into_bytes()),
         }
     }
+}
+
+/// Keys per `SCAN` step, and so per `UNLINK` batch, in pattern deletion.
+pub(crate) const SCAN_BATCH: usize = 500;
+
+/// The reply of [`Op::Primaries`] on a single server: one unnamed node.
+fn single_node() -> Value {
+    Value::Array(vec![Value::BulkString(Vec::new())])
 }
 
 /// The backend a manager talks to.
@@ -167,6 +230,43 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// The backend `settings` name. Nothing connects yet. This is the only
+    /// place that maps settings to a backend.
+    pub(crate) fn new(settings: &RedisSettings) -> Result<Self> {
+        Ok(match &settings.target {
+            Target::Memory => {
+                tracing::info!(
+                    target: "forge_cache",
+                    max_entries = settings.memory_max_entries,
+                    "using the in-memory backend: entries live in this process only and are not shared with other processes"
+                );
+                Backend::Memory(Arc::new(MemoryStore::new(settings.memory_max_entries)))
+            }
+            Target::Redis(info) => Backend::Redis(Arc::new(redis::RedisBackend::new(
+                (**info).clone(),
+                settings,
+            )?)),
+            Target::Cluster(nodes) => Backend::Cluster(Arc::new(cluster::ClusterBackend::new(
+                nodes.clone(),
+                settings,
+            )?)),
+        })
+    }
+
+    /// Why the backend is disabled, if it is.
+    pub(crate) fn disabled_reason(&self) -> Option<&str> {
+        match self {
+            Backend::Disabled(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Whether operations complete in this process without I/O.
+    pub(crate) fn is_local(&self) -> bool {
+        matches!(self, Backend::Memory(_))
+    }
+
+    /// Runs `op` on the async connection, on the caller's runtime.
     pub(crate) async fn exec(&self, op: Op<'_>) -> Result<Value> {
         match self {
             Backend::Memory(m) => Ok(op.on_memory(m)),
@@ -176,32 +276,49 @@ impl Backend {
         }
     }
 
-    pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
+    /// Runs `op` on a pooled blocking connection, on this thread.
+    pub(crate) fn exec_blocking(&self, op: Op<'_>) -> Result<Value> {
         match self {
             Backend::Memory(m) => Ok(op.on_memory(m)),
-            Backend::Redis(r) => r.exec_sync(op),
-            Backend::Cluster(c) => c.exec_sync(op),
+            Backend::Redis(r) => r.exec_blocking(op),
+            Backend::Cluster(c) => c.exec_blocking(op),
             Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
         }
     }
 
-    pub(crate) async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        match self {
-            Backend::Memory(m) => Ok(m.delete_pattern(pattern)),
-            Backend::Redis(r) => r.delete_pattern(pattern).await,
-            Backend::Cluster(c) => c.delete_pattern(pattern).await,
-            Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
+    /// The raw async connection: single-server (`cluster == false`) or
+    /// cluster.
+    pub(crate) fn raw(&self, cluster: bool) -> Result<AsyncConnection> {
+        match (self, cluster) {
+            (Backend::Redis(r), false) => Ok(AsyncConnection::redis(r.clone(), r.db())),
+            (Backend::Cluster(c), true) => Ok(AsyncConnection::cluster(c.clone())),
+            _ => Err(unsupported(cluster)),
         }
     }
 
-    pub(crate) fn delete_pattern_sync(&self, pattern: &str) -> Result<u64> {
+    /// A raw blocking single-server connection, lent by the pool.
+    pub(crate) fn raw_blocking(&self) -> Result<SyncConnection> {
         match self {
-            Backend::Memory(m) => Ok(m.delete_pattern(pattern)),
-            Backend::Redis(r) => r.delete_pattern_sync(pattern),
-            Backend::Cluster(c) => c.delete_pattern_sync(pattern),
-            Backend::Disabled(why) => Err(Error::Disabled(why.to_string())),
+            Backend::Redis(r) => r.lend_blocking(),
+            _ => Err(unsupported(false)),
         }
     }
+
+    /// A raw blocking cluster connection, lent by the pool.
+    pub(crate) fn raw_cluster_blocking(&self) -> Result<ClusterSyncConnection> {
+        match self {
+            Backend::Cluster(c) => c.lend_blocking(),
+            _ => Err(unsupported(true)),
+        }
+    }
+}
+
+fn unsupported(cluster: bool) -> Error {
+    Error::Unsupported(if cluster {
+        "a Redis Cluster connection (this manager is not on a cluster)"
+    } else {
+        "a single-server Redis connection (this manager is not on a single Redis server; on a cluster use redis_cluster)"
+    })
 }
 
 /// Runs `op` on a single-server or cluster connection. On a cluster the
@@ -213,14 +330,19 @@ pub(crate) async fn run_async(
 ) -> RedisResult<Value> {
     match op {
         Op::Script(script, keys, args) => invocation(script, keys, args).invoke_async(conn).await,
+        Op::Primaries => Ok(single_node()),
         op => op.cmd().query_async(conn).await,
     }
 }
 
-/// Sync form of [`run_async`].
-pub(crate) fn run_sync(conn: &mut dyn ::redis::ConnectionLike, op: Op<'_>) -> RedisResult<Value> {
+/// Blocking form of [`run_async`].
+pub(crate) fn run_blocking(
+    conn: &mut dyn ::redis::ConnectionLike,
+    op: Op<'_>,
+) -> RedisResult<Value> {
     match op {
         Op::Script(script, keys, args) => invocation(script, keys, args).invoke(conn),
+        Op::Primaries => Ok(single_node()),
         op => op.cmd().query(conn),
     }
 }

@@ -168,12 +168,12 @@ impl<C: redis::ConnectionLike + Send> Drop for Place<'_, C> {
 
 /// A sync connection from a manager's pool: use it as the redis-rs
 /// connection it dereferences to. Handed out by
-/// [`CacheManager::redis_sync`](crate::CacheManager::redis_sync), it takes
+/// [`cache.blocking().redis()`](crate::blocking::Manager::redis), it takes
 /// a place in the pool while it lives and is closed when dropped.
 ///
 /// ```no_run
 /// # fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
-/// let mut conn = cache.redis_sync()?;
+/// let mut conn = cache.blocking().redis()?;
 /// let n: i64 = redis::cmd("INCR").arg("visits").query(&mut *conn)?;
 /// # Ok(()) }
 /// ```
@@ -214,9 +214,9 @@ impl<C: redis::ConnectionLike + Send> Drop for PooledConnection<C> {
 }
 
 /// A pooled sync connection to a single Redis server, from
-/// [`CacheManager::redis_sync`](crate::CacheManager::redis_sync).
+/// [`cache.blocking().redis()`](crate::blocking::Manager::redis).
 pub type SyncConnection = PooledConnection<redis::Connection>;
 
 /// A pooled sync Redis Cluster connection, from
-/// [`CacheManager::redis_cluster_sync`](crate::CacheManager::redis_cluster_sync).
+/// [`cache.blocking().redis_cluster()`](crate::blocking::Manager::redis_cluster).
 pub type ClusterSyncConnection = PooledConnection<redis::cluster::ClusterConnection>;

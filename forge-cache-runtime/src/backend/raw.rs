@@ -22,7 +22,7 @@ use super::redis::RedisBackend;
 ///
 /// ```no_run
 /// # async fn f(cache: forge_cache_runtime::CacheManager) -> forge_cache_runtime::Result<()> {
-/// let mut conn = cache.redis_async()?;
+/// let mut conn = cache.redis()?;
 /// let n: i64 = redis::cmd("INCR").arg("visits").query_async(&mut conn).await?;
 /// # Ok(()) }
 /// ```

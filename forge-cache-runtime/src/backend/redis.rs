@@ -11,7 +11,7 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::link::{Connect, Link};
 use super::pool::{Pool, SyncConnection};
-use super::{Op, run_async, run_sync};
+use super::{Op, run_async, run_blocking};
 use crate::error::Result;
 use crate::settings::RedisSettings;
 
@@ -63,9 +63,6 @@ pub(crate) fn tls_certificates(
 fn client(info: redis::ConnectionInfo, _settings: &RedisSettings) -> Result<redis::Client> {
     Ok(redis::Client::open(info)?)
 }
-
-/// Keys per `SCAN` step and per `UNLINK` batch in pattern deletion.
-pub(crate) const SCAN_BATCH: usize = 500;
 
 pub(crate) struct RedisBackend {
     db: i64,
@@ -126,13 +123,6 @@ impl RedisBackend {
         })
     }
 
-    /// The multiplexed connection, opened on first use on a runtime that
-    /// outlives the call, and again after it broke or that runtime shut
-    /// down.
-    pub(crate) async fn conn(&self) -> Result<MultiplexedConnection> {
-        self.link.conn().await
-    }
-
     /// The database number of the connection.
     pub(crate) fn db(&self) -> i64 {
         self.db
@@ -149,71 +139,15 @@ impl RedisBackend {
         self.link.exec(op).await
     }
 
-    /// A pooled sync connection: an idle one, a new one (a refused
-    /// connection fails at once), or the next one returned within the
-    /// socket timeout.
-    pub(crate) fn sync_conn(&self) -> Result<SyncConnection> {
-        self.pool.get()
-    }
-
     /// A sync connection for the caller ([`SyncConnection`]).
-    pub(crate) fn lend_sync(&self) -> Result<SyncConnection> {
+    pub(crate) fn lend_blocking(&self) -> Result<SyncConnection> {
         self.pool.lend_out()
     }
 
-    /// Runs `op` on a pooled sync connection.
-    pub(crate) fn exec_sync(&self, op: Op<'_>) -> Result<Value> {
-        self.pool.exec(op, |conn, op| run_sync(conn, op))
+    /// Runs `op` on a pooled blocking connection: an idle one, a new one
+    /// (a refused connection fails at once), or the next one returned
+    /// within the socket timeout.
+    pub(crate) fn exec_blocking(&self, op: Op<'_>) -> Result<Value> {
+        self.pool.exec(op, |conn, op| run_blocking(conn, op))
     }
-
-    /// `SCAN` + `UNLINK` in batches: never `KEYS`, never blocks the server
-    /// for long.
-    pub(crate) async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        let mut conn = self.conn().await?;
-        let mut cursor: u64 = 0;
-        let mut deleted = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) =
-                scan_cmd(cursor, pattern).query_async(&mut conn).await?;
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(&mut conn)
-                    .await?;
-                deleted += n;
-            }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
-    }
-
-    pub(crate) fn delete_pattern_sync(&self, pattern: &str) -> Result<u64> {
-        let mut conn = self.sync_conn()?;
-        let mut cursor: u64 = 0;
-        let mut deleted = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = scan_cmd(cursor, pattern).query(&mut *conn)?;
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK").arg(&keys).query(&mut *conn)?;
-                deleted += n;
-            }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
-    }
-}
-
-/// `SCAN cursor MATCH pattern COUNT SCAN_BATCH`.
-pub(crate) fn scan_cmd(cursor: u64, pattern: &str) -> redis::Cmd {
-    let mut c = redis::cmd("SCAN");
-    c.arg(cursor)
-        .arg("MATCH")
-        .arg(pattern)
-        .arg("COUNT")
-        .arg(SCAN_BATCH);
-    c
 }

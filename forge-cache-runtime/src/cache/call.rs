@@ -7,16 +7,17 @@ use std::time::{Duration, Instant};
 use ::redis::Value;
 use serde::de::DeserializeOwned;
 
-use super::drive::{Async, Blocking, Drive, block_now};
-use super::flight::{Join, Leader, State};
 use super::policy::Policy;
 use super::refresh::{EnvelopeRef, GET_WITH_PTTL, decode_stored, marker_key, uniform, xfetch};
 use super::site::{CacheSite, CallKey};
 use super::stats::{Event, count};
-use crate::backend::{Op, reply};
+use crate::backend::Op;
+use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::error::{Chain, Error, Result};
+use crate::flight::{Flights, Join, Leader, State};
 use crate::global::current;
 use crate::key::{hex_digest, join_key};
+use crate::lock::Guard;
 use crate::manager::CacheManager;
 
 /// What a read found.
@@ -52,25 +53,9 @@ fn read<S: DeserializeOwned>(
             (Some(Value::Int(pttl)), Some(Value::BulkString(bytes))) => (bytes, Some(pttl)),
             _ => return read_failed(site, manager, "GET with PTTL replied an unexpected shape"),
         },
-        Ok(other) => {
-            let e = Error::Protocol(format!("GET replied {other:?}"));
-            failed(
-                site,
-                manager,
-                "cache read failed; running the function uncached",
-                &e,
-            );
-            return Read::Failed;
-        }
-        Err(e) => {
-            failed(
-                site,
-                manager,
-                "cache read failed; running the function uncached",
-                &e,
-            );
-            return Read::Failed;
-        }
+        // The reply is not quoted: it could be stored data.
+        Ok(_) => return read_failed(site, manager, "GET replied an unexpected type"),
+        Err(e) => return read_error(site, manager, &e),
     };
     let (value, delta_ms) = match decode_stored(&bytes, site.early_refresh()) {
         Ok(v) => v,
@@ -112,11 +97,15 @@ fn read<S: DeserializeOwned>(
 }
 
 fn read_failed<S>(site: &'static CacheSite, manager: &CacheManager, what: &str) -> Read<S> {
+    read_error(site, manager, &Error::Protocol(what.to_owned()))
+}
+
+fn read_error<S>(site: &'static CacheSite, manager: &CacheManager, e: &Error) -> Read<S> {
     failed(
         site,
         manager,
         "cache read failed; running the function uncached",
-        &Error::Protocol(what.to_owned()),
+        e,
     );
     Read::Failed
 }
@@ -285,7 +274,7 @@ fn reread_leader<'r, 'a>(
         Role::Lead(leader)
             if plain_miss
                 && site.lock_wait().is_none()
-                && manager.inner.flights.generation(key) != generation =>
+                && manager.state::<Flights>().generation(key) != generation =>
         {
             Some(leader)
         }
@@ -332,7 +321,7 @@ fn lock_failed(site: &'static CacheSite, e: &Error) {
 }
 
 /// A miss this call computes, and what it must do once the function ran.
-struct Miss<'a, S, G> {
+struct Miss<'a, S> {
     key: String,
     /// Whether the read reached the backend (a failed one stores nothing).
     backend_ok: bool,
@@ -343,15 +332,15 @@ struct Miss<'a, S, G> {
     marker: Option<String>,
     role: Role<'a>,
     /// The cross-process lock (`lock = true`).
-    guard: Option<G>,
+    guard: Option<Guard>,
 }
 
 /// What happens before the function runs.
-enum Before<'a, S, G> {
+enum Before<'a, S> {
     /// Answer with this value; the function does not run.
     Serve(S),
     /// Run the function, then [`after`].
-    Compute(Miss<'a, S, G>),
+    Compute(Miss<'a, S>),
     /// Run the function uncached (no key: an argument did not serialize).
     Uncached,
 }
@@ -402,12 +391,12 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
     site: &'static CacheSite,
     drive: &'a D,
     call: CallKey,
-) -> Before<'a, S, D::Guard> {
+) -> Before<'a, S> {
     let manager = drive.manager();
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
-    let generation = manager.inner.flights.generation(&key);
+    let generation = manager.state::<Flights>().generation(&key);
     let reply = if site.refreshes() {
         drive.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
     } else {
@@ -422,7 +411,7 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
     let mut marker = None;
     let mut role = if let Some((v, took_ms)) = stale.take() {
         // One refresher; everyone else keeps serving the current value.
-        let Join::Lead(leader) = manager.inner.flights.join(&key) else {
+        let Join::Lead(leader) = manager.state::<Flights>().join(&key) else {
             return Before::Serve(v);
         };
         let m = marker_key(&key);
@@ -435,7 +424,7 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
         Role::Lead(leader)
     } else {
         loop {
-            match manager.inner.flights.join(&key) {
+            match manager.state::<Flights>().join(&key) {
                 Join::Lead(leader) => break Role::Lead(leader),
                 Join::Wait(flight) => match waited(site, drive.wait(&flight).await) {
                     Waited::Value(v) => return Before::Serve(v),
@@ -461,16 +450,13 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
     let mut guard = None;
     if let (Role::Lead(leader), Some(wait), true) = (&mut role, site.lock_wait(), backend_ok) {
         let asked = Instant::now();
-        match drive
-            .lock(&lock_name(site, &key), lock_ttl(wait), wait)
-            .await
-        {
+        match crate::lock::lock(drive, &lock_name(site, &key), lock_ttl(wait), wait).await {
             Ok(g) => {
                 lock_taken(site, asked);
                 // Another process may have stored the value while we waited.
                 let filled = filled_meanwhile(site, leader, drive.exec(Op::Get(&key)).await);
                 if let Some(v) = filled {
-                    drive.release(g).await;
+                    crate::lock::unlock(drive, g).await;
                     return Before::Serve(v);
                 }
                 guard = Some(g);
@@ -494,12 +480,12 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
 async fn after<P: Policy<R>, R, D: Drive>(
     site: &'static CacheSite,
     drive: &D,
-    miss: &mut Miss<'_, P::Stored, D::Guard>,
+    miss: &mut Miss<'_, P::Stored>,
     out: &R,
     took: Duration,
 ) -> Option<P::Stored> {
     let manager = drive.manager();
-    crate::telemetry::compute_time(site, took);
+    crate::telemetry::compute_time(site.prefix(), site.name(), took);
     if let Some(v) = keep_stale::<P, R>(site, out, &mut miss.stale) {
         return Some(v);
     }
@@ -514,14 +500,14 @@ async fn after<P: Policy<R>, R, D: Drive>(
         }
     }
     if let Some(g) = miss.guard.take() {
-        drive.release(g).await;
+        crate::lock::unlock(drive, g).await;
     }
     None
 }
 
-/// Sync form of [`cached`], for sync functions: the same path, driven on
-/// this thread with the sync client (the blocking driver).
-pub fn cached_sync<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
+/// Blocking form of [`cached`], for sync functions: the same path, driven
+/// on this thread with the blocking client (the blocking driver).
+pub fn cached_blocking<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
 where
     P: Policy<R>,
     F: FnOnce() -> R,
@@ -547,23 +533,25 @@ where
     }
 }
 
+/// Removes one call's entry; returns whether there was one. Written once
+/// for both drivers.
+async fn invalidate_with<D: Drive>(d: &D, site: &'static CacheSite, call: CallKey) -> Result<bool> {
+    let key = site
+        .key(d.manager().settings().namespace(), call)
+        .map_err(Error::Encode)?;
+    crate::ops::delete_full(d, &key).await
+}
+
 /// Removes one call's entry; returns whether there was one. Behind the
 /// generated `<fn>_invalidate`.
 pub async fn invalidate(site: &'static CacheSite, call: CallKey) -> Result<bool> {
-    let manager = current();
-    let key = site
-        .key(manager.settings().namespace(), call)
-        .map_err(Error::Encode)?;
-    Ok(reply::<i64>(manager.exec(Op::Del(&key)).await?)? > 0)
+    invalidate_with(&Async(&current()), site, call).await
 }
 
-/// Sync form of [`invalidate`].
-pub fn invalidate_sync(site: &'static CacheSite, call: CallKey) -> Result<bool> {
-    let manager = current();
-    let key = site
-        .key(manager.settings().namespace(), call)
-        .map_err(Error::Encode)?;
-    Ok(reply::<i64>(manager.exec_sync(Op::Del(&key))?)? > 0)
+/// Blocking form of [`invalidate`], behind the `<fn>_invalidate` of a sync
+/// function.
+pub fn invalidate_blocking(site: &'static CacheSite, call: CallKey) -> Result<bool> {
+    block_now(invalidate_with(&Blocking(&current()), site, call))
 }
 
 /// Removes every entry of the function; returns how many. Behind the
@@ -572,7 +560,7 @@ pub async fn invalidate_all(site: &'static CacheSite) -> Result<u64> {
     current().delete_pattern(&site.pattern()).await
 }
 
-/// Sync form of [`invalidate_all`].
-pub fn invalidate_all_sync(site: &'static CacheSite) -> Result<u64> {
-    current().delete_pattern_sync(&site.pattern())
+/// Blocking form of [`invalidate_all`].
+pub fn invalidate_all_blocking(site: &'static CacheSite) -> Result<u64> {
+    current().blocking().delete_pattern(&site.pattern())
 }

@@ -17,15 +17,14 @@
 //! `None`), each waiting call runs the function itself.
 
 mod call;
-mod drive;
-pub(crate) mod flight;
 mod policy;
 mod refresh;
 mod site;
 pub(crate) mod stats;
 
 pub use call::{
-    cached, cached_sync, invalidate, invalidate_all, invalidate_all_sync, invalidate_sync,
+    cached, cached_blocking, invalidate, invalidate_all, invalidate_all_blocking,
+    invalidate_blocking,
 };
 pub use policy::{OptionPolicy, Policy, ResultPolicy, ValuePolicy};
 pub use site::{CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate};

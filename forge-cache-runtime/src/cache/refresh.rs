@@ -63,7 +63,7 @@ pub(crate) struct Envelope<S> {
 pub(crate) fn decode_stored<S: DeserializeOwned>(
     bytes: &[u8],
     enveloped: bool,
-) -> crate::Result<(S, u64)> {
+) -> crate::error::Result<(S, u64)> {
     if enveloped {
         crate::codec::decode::<Envelope<S>>(bytes).map(|e| (e.v, e.d))
     } else {

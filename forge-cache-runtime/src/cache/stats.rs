@@ -21,14 +21,7 @@ pub(crate) struct Counters {
 /// Every site that has counted something, for [`CacheManager::stats`].
 static SITES: Mutex<Vec<&'static CacheSite>> = Mutex::new(Vec::new());
 
-#[derive(Clone, Copy)]
-pub(crate) enum Event {
-    Hit,
-    Miss,
-    Store,
-    Error,
-    Coalesced,
-}
+pub(crate) use crate::telemetry::Event;
 
 impl Counters {
     pub(crate) const fn new() -> Self {
@@ -65,7 +58,7 @@ pub(crate) fn count(site: &'static CacheSite, event: Event) {
         Event::Coalesced => &c.coalesced,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    crate::telemetry::cache_event(site, event);
+    crate::telemetry::cache_event(site.prefix(), site.name(), event);
     if !c.registered.load(Ordering::Relaxed) && !c.registered.swap(true, Ordering::AcqRel) {
         SITES
             .lock()

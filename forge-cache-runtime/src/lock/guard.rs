@@ -1,17 +1,16 @@
 //! What a holder has: the lock's key and the random token that proves
-//! ownership, and the guards that release it.
+//! ownership, and one guard that releases it, behind the async
+//! [`LockGuard`] and the blocking [`BlockingLockGuard`].
 
 use std::fmt;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use super::script::{EXTEND, RELEASE};
-use crate::backend::{Arg, Backend, Op, reply};
+use crate::drive::{Async, Blocking, block_now};
 use crate::error::Result;
 use crate::manager::CacheManager;
 
 /// A held lock: its name, key, owner token and fencing token. Holds no
-/// manager, so the name-only API can keep it in the manager itself.
+/// manager, so the name-only API can keep it in the manager's state.
 #[derive(Default)]
 pub(crate) struct Held {
     pub(super) name: String,
@@ -20,43 +19,69 @@ pub(crate) struct Held {
     pub(super) fence: u64,
 }
 
-impl Held {
-    pub(super) async fn release(&self, m: &CacheManager) -> Result<bool> {
-        let keys = [self.key.as_str()];
-        let args = [Arg::Bytes(self.token.as_bytes())];
-        Ok(reply::<i64>(m.exec(Op::Script(&RELEASE, &keys, &args)).await?)? == 1)
+/// The one guard: a held lock, released on drop unless released already.
+pub(crate) struct Guard {
+    manager: CacheManager,
+    held: Held,
+    armed: bool,
+    /// Taken through the blocking view: dropped, it releases on this thread.
+    blocking: bool,
+}
+
+impl Guard {
+    pub(super) fn new(manager: CacheManager, held: Held, blocking: bool) -> Self {
+        Guard {
+            manager,
+            held,
+            armed: true,
+            blocking,
+        }
     }
 
-    pub(super) fn release_sync(&self, m: &CacheManager) -> Result<bool> {
-        let keys = [self.key.as_str()];
-        let args = [Arg::Bytes(self.token.as_bytes())];
-        Ok(reply::<i64>(m.exec_sync(Op::Script(&RELEASE, &keys, &args))?)? == 1)
+    pub(super) fn held(&self) -> &Held {
+        &self.held
     }
 
-    pub(super) async fn extend(&self, m: &CacheManager, ttl: Duration) -> Result<bool> {
-        let keys = [self.key.as_str()];
-        let args = [
-            Arg::Bytes(self.token.as_bytes()),
-            Arg::Int(super::millis(ttl)),
-        ];
-        Ok(reply::<i64>(m.exec(Op::Script(&EXTEND, &keys, &args)).await?)? == 1)
-    }
-
-    pub(super) fn extend_sync(&self, m: &CacheManager, ttl: Duration) -> Result<bool> {
-        let keys = [self.key.as_str()];
-        let args = [
-            Arg::Bytes(self.token.as_bytes()),
-            Arg::Int(super::millis(ttl)),
-        ];
-        Ok(reply::<i64>(m.exec_sync(Op::Script(&EXTEND, &keys, &args))?)? == 1)
+    /// Marks the lock released, whatever the outcome of the release: an
+    /// error is an outage, and the TTL frees the lock.
+    pub(super) fn disarm(&mut self) -> &Held {
+        self.armed = false;
+        &self.held
     }
 
     fn debug(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The owner token is left out: it is the capability to release.
         f.debug_struct(kind)
-            .field("name", &self.name)
-            .field("fencing_token", &self.fence)
+            .field("name", &self.held.name)
+            .field("fencing_token", &self.held.fence)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let manager = self.manager.clone();
+        // Release now, on this thread, when that costs no I/O (in memory),
+        // when the guard is a blocking one, or when there is no runtime to
+        // release on; else in a task, so a drop never blocks a worker.
+        let runtime = match (
+            self.blocking || manager.backend().is_local(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            (false, Ok(runtime)) => runtime,
+            _ => {
+                let released = block_now(super::release(&Blocking(&manager), &held));
+                return super::release_or_log(&manager, released);
+            }
+        };
+        runtime.spawn(async move {
+            let released = super::release(&Async(&manager), &held).await;
+            super::release_or_log(&manager, released);
+        });
     }
 }
 
@@ -93,21 +118,9 @@ impl Held {
 /// # Ok(()) }
 /// ```
 #[must_use = "dropping the guard releases the lock right away"]
-pub struct LockGuard {
-    manager: CacheManager,
-    held: Held,
-    armed: bool,
-}
+pub struct LockGuard(pub(super) Guard);
 
 impl LockGuard {
-    pub(super) fn new(manager: CacheManager, held: Held) -> Self {
-        LockGuard {
-            manager,
-            held,
-            armed: true,
-        }
-    }
-
     /// The lock's name, as given when acquiring it.
     ///
     /// ```
@@ -119,7 +132,7 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     pub fn name(&self) -> &str {
-        &self.held.name
+        &self.0.held.name
     }
 
     /// The fencing token: larger than the token of every earlier holder of
@@ -141,7 +154,7 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     pub fn fencing_token(&self) -> u64 {
-        self.held.fence
+        self.0.held.fence
     }
 
     /// Releases the lock. `Ok(true)` when it was released, `Ok(false)` when
@@ -158,11 +171,8 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     pub async fn release(mut self) -> Result<bool> {
-        let released = self.held.release(&self.manager).await;
-        // Whatever the outcome, do not try again on drop: an error here is
-        // an outage, and the TTL frees the lock.
-        self.armed = false;
-        released
+        let manager = self.0.manager.clone();
+        super::release(&Async(&manager), self.0.disarm()).await
     }
 
     /// Sets the lock's remaining time to live to `ttl` (from now), if it is
@@ -177,149 +187,72 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     pub async fn extend(&self, ttl: Duration) -> Result<bool> {
-        self.held.extend(&self.manager, ttl).await
-    }
-
-    /// Keeps extending the lock to `ttl` every `ttl / 3` until it is lost;
-    /// never completes while the lock is held.
-    pub(super) async fn keep_extended(&self, ttl: Duration) {
-        let period = (ttl / 3).max(Duration::from_millis(1));
-        loop {
-            tokio::time::sleep(period).await;
-            if !watchdog_tick(&self.manager, &self.held, self.extend(ttl).await) {
-                return;
-            }
-        }
-    }
-}
-
-/// Handles one watchdog extension; `false` when the lock is lost for good.
-fn watchdog_tick(manager: &CacheManager, held: &Held, extended: Result<bool>) -> bool {
-    match extended {
-        Ok(true) => true,
-        Ok(false) => {
-            tracing::warn!(
-                target: "forge_cache",
-                lock = %held.name,
-                fencing_token = held.fence,
-                "lock lost while its work was running (its TTL ran out); \
-                 another holder may be running too: rely on the fencing token"
-            );
-            false
-        }
-        Err(e) => {
-            // Try again next period: two more chances before the TTL ends.
-            manager.warn_failure("could not extend a lock; retrying", &e);
-            true
-        }
+        super::extend(&Async(&self.0.manager), &self.0.held, ttl).await
     }
 }
 
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.held.debug("LockGuard", f)
+        self.0.debug("LockGuard", f)
     }
 }
 
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let held = std::mem::take(&mut self.held);
-        let manager = self.manager.clone();
-        // In memory, releasing is a map operation: do it now.
-        if matches!(manager.inner.backend, Backend::Memory(_)) {
-            release_or_log(&manager, held.release_sync(&manager));
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    let released = held.release(&manager).await;
-                    release_or_log(&manager, released);
-                });
-            }
-            Err(_) => release_or_log(&manager, held.release_sync(&manager)),
-        }
-    }
-}
-
-fn release_or_log(manager: &CacheManager, released: Result<bool>) {
-    if let Err(e) = released {
-        manager.warn_failure(
-            "could not release a dropped lock guard; its TTL will free it",
-            &e,
-        );
-    }
-}
-
-/// A held lock for sync code, from [`CacheManager::try_lock_sync`] or
-/// [`CacheManager::lock_sync`]. Dropped without
-/// [`release`](Self::release), it releases the lock synchronously (the TTL
-/// is the backstop if the backend cannot be reached).
+/// A held lock for sync code, from
+/// [`cache.blocking().try_lock(..)`](crate::blocking::Manager::try_lock) or
+/// [`cache.blocking().lock(..)`](crate::blocking::Manager::lock). The same
+/// guard as [`LockGuard`], with blocking methods. Dropped without
+/// [`release`](Self::release), it releases the lock on the dropping thread
+/// (the TTL is the backstop if the backend cannot be reached).
 ///
 /// ```
 /// use std::time::Duration;
 /// use forge_cache_runtime::{CacheManager, RedisSettings};
 ///
 /// let cache = CacheManager::new(RedisSettings::memory())?;
-/// let guard = cache.lock_sync("nightly-report", Duration::from_secs(60), Duration::from_secs(1))?;
-/// assert!(cache.try_lock_sync("nightly-report", Duration::from_secs(60))?.is_none());
+/// let guard = cache.blocking().lock("nightly-report", Duration::from_secs(60), Duration::from_secs(1))?;
+/// assert!(cache.blocking().try_lock("nightly-report", Duration::from_secs(60))?.is_none());
 /// assert!(guard.release()?);
 /// # Ok::<(), forge_cache_runtime::Error>(())
 /// ```
 #[must_use = "dropping the guard releases the lock right away"]
-pub struct SyncLockGuard {
-    manager: CacheManager,
-    held: Held,
-    armed: bool,
-}
+pub struct BlockingLockGuard(pub(super) Guard);
 
-impl SyncLockGuard {
-    pub(super) fn new(manager: CacheManager, held: Held) -> Self {
-        SyncLockGuard {
-            manager,
-            held,
-            armed: true,
-        }
-    }
-
+impl BlockingLockGuard {
     /// The lock's name, as given when acquiring it.
     ///
     /// ```
     /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// let guard = cache.try_lock_sync("report", std::time::Duration::from_secs(5))?.unwrap();
+    /// let guard = cache.blocking().try_lock("report", std::time::Duration::from_secs(5))?.unwrap();
     /// assert_eq!(guard.name(), "report");
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
     pub fn name(&self) -> &str {
-        &self.held.name
+        &self.0.held.name
     }
 
     /// The fencing token; see [`LockGuard::fencing_token`].
     ///
     /// ```
     /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// let guard = cache.try_lock_sync("job", std::time::Duration::from_secs(5))?.unwrap();
+    /// let guard = cache.blocking().try_lock("job", std::time::Duration::from_secs(5))?.unwrap();
     /// assert!(guard.fencing_token() > 0);
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
     pub fn fencing_token(&self) -> u64 {
-        self.held.fence
+        self.0.held.fence
     }
 
     /// Releases the lock; see [`LockGuard::release`].
     ///
     /// ```
     /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// let guard = cache.try_lock_sync("job", std::time::Duration::from_secs(5))?.unwrap();
+    /// let guard = cache.blocking().try_lock("job", std::time::Duration::from_secs(5))?.unwrap();
     /// assert!(guard.release()?);
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
     pub fn release(mut self) -> Result<bool> {
-        self.armed = false;
-        self.held.release_sync(&self.manager)
+        let manager = self.0.manager.clone();
+        block_now(super::release(&Blocking(&manager), self.0.disarm()))
     }
 
     /// Sets the lock's remaining TTL to `ttl` if it is still ours; see
@@ -327,36 +260,17 @@ impl SyncLockGuard {
     ///
     /// ```
     /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// let guard = cache.try_lock_sync("job", std::time::Duration::from_secs(5))?.unwrap();
+    /// let guard = cache.blocking().try_lock("job", std::time::Duration::from_secs(5))?.unwrap();
     /// assert!(guard.extend(std::time::Duration::from_secs(30))?);
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
     pub fn extend(&self, ttl: Duration) -> Result<bool> {
-        self.held.extend_sync(&self.manager, ttl)
-    }
-
-    /// Keeps extending the lock to `ttl` every `ttl / 3` until it is lost
-    /// or `stop` is signalled (a message, or its sender dropped).
-    pub(super) fn keep_extended(&self, ttl: Duration, stop: &mpsc::Receiver<()>) {
-        let period = (ttl / 3).max(Duration::from_millis(1));
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(period) {
-            if !watchdog_tick(&self.manager, &self.held, self.extend(ttl)) {
-                return;
-            }
-        }
+        block_now(super::extend(&Blocking(&self.0.manager), &self.0.held, ttl))
     }
 }
 
-impl fmt::Debug for SyncLockGuard {
+impl fmt::Debug for BlockingLockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.held.debug("SyncLockGuard", f)
-    }
-}
-
-impl Drop for SyncLockGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            release_or_log(&self.manager, self.held.release_sync(&self.manager));
-        }
+        self.0.debug("blocking::LockGuard", f)
     }
 }

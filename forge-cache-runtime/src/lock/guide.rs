@@ -7,16 +7,43 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::guard::Held;
+use crate::block::Manager;
+use crate::drive::{Async, Drive, block_now};
 use crate::error::Result;
-use crate::manager::CacheManager;
+use crate::manager::{CacheManager, FeatureState};
 
 /// Above this many entries, expired ones are dropped on each insert.
 const PRUNE_ABOVE: usize = 64;
 
 /// The locks a manager took with `acquire_lock`: name → token, and when its
 /// TTL runs out.
+/// The locks a manager took with `acquire_lock`, by name.
 #[derive(Default)]
 pub(crate) struct HeldLocks(Mutex<HashMap<String, (Held, Instant)>>);
+
+impl FeatureState for HeldLocks {
+    const SLOT: usize = 1;
+}
+
+/// `acquire_lock`, written once for both drivers.
+async fn acquire_lock<D: Drive>(d: &D, lock_name: &str, timeout: Duration) -> Result<bool> {
+    let Some(held) = super::try_acquire(d, lock_name, timeout).await? else {
+        return Ok(false);
+    };
+    d.manager().state::<HeldLocks>().insert(held, timeout);
+    Ok(true)
+}
+
+/// `release_lock`, written once for both drivers.
+async fn release_lock<D: Drive>(d: &D, lock_name: &str) -> Result<bool> {
+    let locks = d.manager().state::<HeldLocks>();
+    let Some(entry) = locks.take(lock_name) else {
+        return Ok(false);
+    };
+    super::release(d, &entry.0)
+        .await
+        .inspect_err(|_| locks.restore(entry))
+}
 
 impl HeldLocks {
     fn map(&self) -> MutexGuard<'_, HashMap<String, (Held, Instant)>> {
@@ -45,10 +72,6 @@ impl HeldLocks {
 }
 
 impl CacheManager {
-    fn held_locks(&self) -> &HeldLocks {
-        &self.inner.held_locks
-    }
-
     /// Takes the lock `lock_name` for `timeout` (its TTL; 10 s is a usual
     /// choice) without waiting and
     /// returns whether it was taken. The owner token is remembered in this
@@ -76,27 +99,7 @@ impl CacheManager {
     /// # Ok(()) }
     /// ```
     pub async fn acquire_lock(&self, lock_name: &str, timeout: Duration) -> Result<bool> {
-        let Some(held) = self.acquire(lock_name, timeout).await? else {
-            return Ok(false);
-        };
-        self.held_locks().insert(held, timeout);
-        Ok(true)
-    }
-
-    /// Sync form of [`acquire_lock`](Self::acquire_lock).
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// assert!(cache.acquire_lock_sync("job", std::time::Duration::from_secs(10))?);
-    /// assert!(cache.release_lock_sync("job")?);
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn acquire_lock_sync(&self, lock_name: &str, timeout: Duration) -> Result<bool> {
-        let Some(held) = self.acquire_sync(lock_name, timeout)? else {
-            return Ok(false);
-        };
-        self.held_locks().insert(held, timeout);
-        Ok(true)
+        acquire_lock(&Async(self), lock_name, timeout).await
     }
 
     /// Releases the lock `lock_name`, safely: only
@@ -113,30 +116,31 @@ impl CacheManager {
     /// # Ok(()) }
     /// ```
     pub async fn release_lock(&self, lock_name: &str) -> Result<bool> {
-        let Some(entry) = self.held_locks().take(lock_name) else {
-            return Ok(false);
-        };
-        entry
-            .0
-            .release(self)
-            .await
-            .inspect_err(|_| self.held_locks().restore(entry))
+        release_lock(&Async(self), lock_name).await
     }
+}
 
-    /// Sync form of [`release_lock`](Self::release_lock).
+impl Manager<'_> {
+    /// Blocking form of [`CacheManager::acquire_lock`].
     ///
     /// ```
     /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// assert!(!cache.release_lock_sync("never-taken")?);
+    /// assert!(cache.blocking().acquire_lock("job", std::time::Duration::from_secs(10))?);
+    /// assert!(cache.blocking().release_lock("job")?);
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
-    pub fn release_lock_sync(&self, lock_name: &str) -> Result<bool> {
-        let Some(entry) = self.held_locks().take(lock_name) else {
-            return Ok(false);
-        };
-        entry
-            .0
-            .release_sync(self)
-            .inspect_err(|_| self.held_locks().restore(entry))
+    pub fn acquire_lock(&self, lock_name: &str, timeout: Duration) -> Result<bool> {
+        block_now(acquire_lock(&self.drive(), lock_name, timeout))
+    }
+
+    /// Blocking form of [`CacheManager::release_lock`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// assert!(!cache.blocking().release_lock("never-taken")?);
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn release_lock(&self, lock_name: &str) -> Result<bool> {
+        block_now(release_lock(&self.drive(), lock_name))
     }
 }

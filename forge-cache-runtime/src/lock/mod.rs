@@ -21,16 +21,20 @@ use std::sync::mpsc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-pub use guard::{LockGuard, SyncLockGuard};
+pub(crate) use guard::Guard;
+pub use guard::{BlockingLockGuard, LockGuard};
+#[cfg(test)]
 pub(crate) use guide::HeldLocks;
 
 use crate::backend::{Arg, Op, reply};
+use crate::block::Manager;
+use crate::drive::{Async, Drive, block_now};
 use crate::error::{Error, Result};
 use crate::key::{join_key, push_component};
 use crate::manager::CacheManager;
 use crate::random;
 use guard::Held;
-use script::ACQUIRE;
+use script::{ACQUIRE, EXTEND, RELEASE};
 
 /// The least TTL of a lock's fencing counter, refreshed on each acquisition.
 const FENCE_MIN_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -134,13 +138,12 @@ impl Backoff {
 }
 
 /// A bounded wait ended with the lock: recorded (and logged if it waited).
-fn waited<G>(name: &str, backoff: &Backoff, guard: G) -> G {
+fn waited(name: &str, backoff: &Backoff) {
     let waited = backoff.started.elapsed();
     crate::telemetry::lock_wait(waited, true);
     if backoff.step > FIRST_BACKOFF {
         tracing::debug!(target: "forge_cache", lock = name, waited_ms = waited.as_millis() as u64, "lock acquired after waiting");
     }
-    guard
 }
 
 fn timed_out(name: &str, wait: Duration, backoff: &Backoff) -> Error {
@@ -152,27 +155,115 @@ fn timed_out(name: &str, wait: Duration, backoff: &Backoff) -> Error {
     }
 }
 
+/// One attempt to take the lock `name` for `ttl`.
+pub(crate) async fn try_acquire<D: Drive>(
+    d: &D,
+    name: &str,
+    ttl: Duration,
+) -> Result<Option<Held>> {
+    let attempt = Attempt::new(d.manager(), name)?;
+    let fence = {
+        let keys = [attempt.held.key.as_str(), attempt.fence_key.as_str()];
+        let args = attempt.op_args(ttl);
+        reply::<i64>(d.exec(Op::Script(&ACQUIRE, &keys, &args)).await?)?
+    };
+    Ok(attempt.finish(fence))
+}
+
+/// Takes the lock `name` for `ttl`, waiting at most `wait` (bounded
+/// backoff with jitter).
+pub(crate) async fn acquire<D: Drive>(
+    d: &D,
+    name: &str,
+    ttl: Duration,
+    wait: Duration,
+) -> Result<Held> {
+    let mut backoff = Backoff::new(wait);
+    loop {
+        if let Some(held) = try_acquire(d, name, ttl).await? {
+            waited(name, &backoff);
+            return Ok(held);
+        }
+        match backoff.next_pause() {
+            Some(pause) => d.pause(pause).await,
+            None => return Err(timed_out(name, wait, &backoff)),
+        }
+    }
+}
+
+/// [`acquire`] for the cache path (`lock = true`): a guard that releases
+/// the lock if the call is dropped before [`unlock`].
+pub(crate) async fn lock<D: Drive>(
+    d: &D,
+    name: &str,
+    ttl: Duration,
+    wait: Duration,
+) -> Result<Guard> {
+    let held = acquire(d, name, ttl, wait).await?;
+    Ok(Guard::new(d.manager().clone(), held, D::BLOCKING))
+}
+
+/// Releases a guard of [`lock`]; an error is left to the lock's TTL.
+pub(crate) async fn unlock<D: Drive>(d: &D, mut guard: Guard) {
+    let _ = release(d, guard.disarm()).await;
+}
+
+/// Releases `held` if it is still ours (one owner-checked script).
+pub(crate) async fn release<D: Drive>(d: &D, held: &Held) -> Result<bool> {
+    let keys = [held.key.as_str()];
+    let args = [Arg::Bytes(held.token.as_bytes())];
+    Ok(reply::<i64>(d.exec(Op::Script(&RELEASE, &keys, &args)).await?)? == 1)
+}
+
+/// Sets `held`'s remaining TTL to `ttl` if it is still ours.
+pub(crate) async fn extend<D: Drive>(d: &D, held: &Held, ttl: Duration) -> Result<bool> {
+    let keys = [held.key.as_str()];
+    let args = [Arg::Bytes(held.token.as_bytes()), Arg::Int(millis(ttl))];
+    Ok(reply::<i64>(d.exec(Op::Script(&EXTEND, &keys, &args)).await?)? == 1)
+}
+
+/// Handles one watchdog extension; `false` when the lock is lost for good.
+fn watchdog_tick(manager: &CacheManager, held: &Held, extended: Result<bool>) -> bool {
+    match extended {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(
+                target: "forge_cache",
+                lock = %held.name,
+                fencing_token = held.fence,
+                "lock lost while its work was running (its TTL ran out); \
+                 another holder may be running too: rely on the fencing token"
+            );
+            false
+        }
+        Err(e) => {
+            // Try again next period: two more chances before the TTL ends.
+            manager.warn_failure("could not extend a lock; retrying", &e);
+            true
+        }
+    }
+}
+
+/// The watchdog of the async `with_lock`: extends `held` to `ttl` every
+/// `ttl / 3`; never completes while the lock is held (it is dropped with
+/// the work).
+async fn keep_extended(d: &Async<'_>, held: &Held, ttl: Duration) {
+    let period = (ttl / 3).max(Duration::from_millis(1));
+    loop {
+        d.pause(period).await;
+        if !watchdog_tick(d.manager(), held, extend(d, held, ttl).await) {
+            return;
+        }
+    }
+}
+
+fn release_or_log(manager: &CacheManager, released: Result<bool>) {
+    if let Err(e) = released {
+        manager.warn_failure("could not release a lock; its TTL will free it", &e);
+    }
+}
+
 impl CacheManager {
-    async fn acquire(&self, name: &str, ttl: Duration) -> Result<Option<Held>> {
-        let attempt = Attempt::new(self, name)?;
-        let fence = {
-            let keys = [attempt.held.key.as_str(), attempt.fence_key.as_str()];
-            let args = attempt.op_args(ttl);
-            reply::<i64>(self.exec(Op::Script(&ACQUIRE, &keys, &args)).await?)?
-        };
-        Ok(attempt.finish(fence))
-    }
-
-    fn acquire_sync(&self, name: &str, ttl: Duration) -> Result<Option<Held>> {
-        let attempt = Attempt::new(self, name)?;
-        let fence = {
-            let keys = [attempt.held.key.as_str(), attempt.fence_key.as_str()];
-            let args = attempt.op_args(ttl);
-            reply::<i64>(self.exec_sync(Op::Script(&ACQUIRE, &keys, &args))?)?
-        };
-        Ok(attempt.finish(fence))
-    }
-
     /// Takes the lock `name` for `ttl` if it is free, without waiting:
     /// `Ok(None)` when someone else holds it. Errors when the backend fails
     /// (a lock never "fails open").
@@ -189,24 +280,8 @@ impl CacheManager {
     /// # Ok(()) }
     /// ```
     pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>> {
-        Ok(self
-            .acquire(name, ttl)
-            .await?
-            .map(|held| LockGuard::new(self.clone(), held)))
-    }
-
-    /// Sync form of [`try_lock`](Self::try_lock).
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// let guard = cache.try_lock_sync("payment:42", std::time::Duration::from_secs(10))?;
-    /// assert!(guard.is_some());
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn try_lock_sync(&self, name: &str, ttl: Duration) -> Result<Option<SyncLockGuard>> {
-        Ok(self
-            .acquire_sync(name, ttl)?
-            .map(|held| SyncLockGuard::new(self.clone(), held)))
+        let held = try_acquire(&Async(self), name, ttl).await?;
+        Ok(held.map(|held| LockGuard(Guard::new(self.clone(), held, false))))
     }
 
     /// Takes the lock `name` for `ttl`, waiting at most `wait` for the
@@ -228,39 +303,8 @@ impl CacheManager {
     /// # Ok(()) }
     /// ```
     pub async fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<LockGuard> {
-        let mut backoff = Backoff::new(wait);
-        loop {
-            if let Some(guard) = self.try_lock(name, ttl).await? {
-                return Ok(waited(name, &backoff, guard));
-            }
-            match backoff.next_pause() {
-                Some(pause) => tokio::time::sleep(pause).await,
-                None => return Err(timed_out(name, wait, &backoff)),
-            }
-        }
-    }
-
-    /// Sync form of [`lock`](Self::lock); pauses the thread between
-    /// attempts.
-    ///
-    /// ```
-    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
-    /// use std::time::Duration;
-    /// let guard = cache.lock_sync("report", Duration::from_secs(30), Duration::from_secs(1))?;
-    /// guard.release()?;
-    /// # Ok::<(), forge_cache_runtime::Error>(())
-    /// ```
-    pub fn lock_sync(&self, name: &str, ttl: Duration, wait: Duration) -> Result<SyncLockGuard> {
-        let mut backoff = Backoff::new(wait);
-        loop {
-            if let Some(guard) = self.try_lock_sync(name, ttl)? {
-                return Ok(waited(name, &backoff, guard));
-            }
-            match backoff.next_pause() {
-                Some(pause) => std::thread::sleep(pause),
-                None => return Err(timed_out(name, wait, &backoff)),
-            }
-        }
+        let held = acquire(&Async(self), name, ttl, wait).await?;
+        Ok(LockGuard(Guard::new(self.clone(), held, false)))
     }
 
     /// Runs `work` under the lock `name`: takes it (waiting at most `wait`,
@@ -303,8 +347,9 @@ impl CacheManager {
     {
         let guard = self.lock(name, ttl, wait).await?;
         let out = {
+            let drive = Async(self);
             let mut work = pin!(work(guard.fencing_token()));
-            let mut watchdog = pin!(guard.keep_extended(ttl));
+            let mut watchdog = pin!(keep_extended(&drive, guard.0.held(), ttl));
             let mut watching = true;
             std::future::poll_fn(|cx| {
                 if let Poll::Ready(out) = work.as_mut().poll(cx) {
@@ -317,42 +362,82 @@ impl CacheManager {
             })
             .await
         };
-        if let Err(e) = guard.release().await {
-            self.warn_failure("could not release a lock; its TTL will free it", &e);
-        }
+        release_or_log(self, guard.release().await);
         Ok(out)
     }
+}
 
-    /// Sync form of [`with_lock`](Self::with_lock): a helper thread extends
-    /// the lock while `work` runs on the calling thread.
+impl Manager<'_> {
+    /// Blocking form of [`CacheManager::try_lock`].
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// let guard = cache.blocking().try_lock("payment:42", std::time::Duration::from_secs(10))?;
+    /// assert!(guard.is_some());
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<BlockingLockGuard>> {
+        let held = block_now(try_acquire(&self.drive(), name, ttl))?;
+        Ok(held.map(|held| BlockingLockGuard(Guard::new(self.manager().clone(), held, true))))
+    }
+
+    /// Blocking form of [`CacheManager::lock`]; pauses the thread between
+    /// attempts.
     ///
     /// ```
     /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
     /// use std::time::Duration;
-    /// let rows = cache.with_lock_sync("nightly", Duration::from_secs(10), Duration::from_secs(1), |_fence| 7)?;
+    /// let guard = cache.blocking().lock("report", Duration::from_secs(30), Duration::from_secs(1))?;
+    /// guard.release()?;
+    /// # Ok::<(), forge_cache_runtime::Error>(())
+    /// ```
+    pub fn lock(&self, name: &str, ttl: Duration, wait: Duration) -> Result<BlockingLockGuard> {
+        let held = block_now(acquire(&self.drive(), name, ttl, wait))?;
+        Ok(BlockingLockGuard(Guard::new(
+            self.manager().clone(),
+            held,
+            true,
+        )))
+    }
+
+    /// Blocking form of [`CacheManager::with_lock`]: a helper thread
+    /// extends the lock while `work` runs on the calling thread.
+    ///
+    /// ```
+    /// # let cache = forge_cache_runtime::CacheManager::new(forge_cache_runtime::RedisSettings::memory())?;
+    /// use std::time::Duration;
+    /// let rows = cache.blocking().with_lock("nightly", Duration::from_secs(10), Duration::from_secs(1), |_fence| 7)?;
     /// assert_eq!(rows, 7);
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
-    pub fn with_lock_sync<T>(
+    pub fn with_lock<T>(
         &self,
         name: &str,
         ttl: Duration,
         wait: Duration,
         work: impl FnOnce(u64) -> T,
     ) -> Result<T> {
-        let guard = self.lock_sync(name, ttl, wait)?;
+        let guard = self.lock(name, ttl, wait)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let out = std::thread::scope(|s| {
-            let guard = &guard;
-            s.spawn(move || guard.keep_extended(ttl, &stopped));
+            let held = guard.0.held();
+            let drive = self.drive();
+            s.spawn(move || {
+                // Each pause of the watchdog is a wait for the stop signal.
+                let period = (ttl / 3).max(Duration::from_millis(1));
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
+                    let extended = block_now(extend(&drive, held, ttl));
+                    if !watchdog_tick(drive.manager(), held, extended) {
+                        return;
+                    }
+                }
+            });
             let stop = stop; // dropped on return or unwind: the watchdog ends
             let out = work(guard.fencing_token());
             drop(stop);
             out
         });
-        if let Err(e) = guard.release() {
-            self.warn_failure("could not release a lock; its TTL will free it", &e);
-        }
+        release_or_log(self.manager(), guard.release());
         Ok(out)
     }
 }

@@ -27,13 +27,15 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use crate::backend::{Arg, Op, reply};
+use crate::block::Manager;
+use crate::drive::{Async, Drive, block_now};
 use crate::error::{Chain, Result};
 use crate::key::{join_key, push_bounded_component, push_component};
 use crate::manager::CacheManager;
 
 pub use site::{
-    RateSite, rate_limit_check, rate_limit_check_rendered, rate_limit_check_rendered_sync,
-    rate_limit_check_sync,
+    RateSite, rate_limit_check, rate_limit_check_blocking, rate_limit_check_rendered,
+    rate_limit_check_rendered_blocking,
 };
 
 /// How requests are counted. Each check is one atomic Lua script on Redis
@@ -325,7 +327,7 @@ pub(crate) fn on_backend_error(
     policy: OnError,
     spec: &Spec,
     who: Who<'_>,
-    err: &crate::Error,
+    err: &crate::error::Error,
 ) -> Result<(), RateLimitExceeded> {
     match policy {
         OnError::Allow => {
@@ -480,66 +482,60 @@ impl CacheManager {
             limit.name.as_deref(),
             Some(&key),
         );
-        self.rate_check(&full, &limit.spec(), limit.who()).await
+        rate_check(&Async(self), &full, &limit.spec(), limit.who()).await
     }
+}
 
-    /// Sync form of [`check_rate_limit`](Self::check_rate_limit).
+impl Manager<'_> {
+    /// Blocking form of [`CacheManager::check_rate_limit`].
     ///
     /// ```
     /// use std::time::Duration;
     /// use forge_cache_runtime::{CacheManager, RateLimit, RedisSettings};
     ///
     /// let cache = CacheManager::new(RedisSettings::memory())?;
-    /// let d = cache.check_rate_limit_sync("ada", &RateLimit::new(1, Duration::from_secs(9)))?;
+    /// let d = cache.blocking().check_rate_limit("ada", &RateLimit::new(1, Duration::from_secs(9)))?;
     /// assert!(d.allowed);
     /// # Ok::<(), forge_cache_runtime::Error>(())
     /// ```
-    pub fn check_rate_limit_sync(&self, key: impl Display, limit: &RateLimit) -> Result<Decision> {
+    pub fn check_rate_limit(&self, key: impl Display, limit: &RateLimit) -> Result<Decision> {
         let full = limiter_key(
-            self.settings().namespace(),
+            self.manager().settings().namespace(),
             &limit.prefix,
             limit.name.as_deref(),
             Some(&key),
         );
-        self.rate_check_sync(&full, &limit.spec(), limit.who())
+        block_now(rate_check(&self.drive(), &full, &limit.spec(), limit.who()))
     }
+}
 
-    /// Runs `spec`'s script on the full key `key`.
-    pub(crate) async fn rate_check(
-        &self,
-        key: &str,
-        spec: &Spec,
-        who: Who<'_>,
-    ) -> Result<Decision> {
-        if spec.max_requests == 0 {
-            return observe(who, Ok(spec.deny_all()));
-        }
-        let args = script_args(spec);
-        let value = self.exec(Op::Script(spec.script(), &[key], &args)).await;
-        observe(who, value.and_then(|v| Ok(spec.decision(reply(v)?))))
+/// Runs `spec`'s script on the full key `key`: one check, written once for
+/// both drivers.
+pub(crate) async fn rate_check<D: Drive>(
+    d: &D,
+    key: &str,
+    spec: &Spec,
+    who: Who<'_>,
+) -> Result<Decision> {
+    if spec.max_requests == 0 {
+        return observe(who, Ok(spec.deny_all()));
     }
-
-    pub(crate) fn rate_check_sync(&self, key: &str, spec: &Spec, who: Who<'_>) -> Result<Decision> {
-        if spec.max_requests == 0 {
-            return observe(who, Ok(spec.deny_all()));
-        }
-        let args = script_args(spec);
-        let value = self.exec_sync(Op::Script(spec.script(), &[key], &args));
-        observe(who, value.and_then(|v| Ok(spec.decision(reply(v)?))))
-    }
+    let args = script_args(spec);
+    let value = d.exec(Op::Script(spec.script(), &[key], &args)).await;
+    observe(who, value.and_then(|v| Ok(spec.decision(reply(v)?))))
 }
 
 /// Logs and counts refusals and backend failures of one check.
 fn observe(who: Who<'_>, outcome: Result<Decision>) -> Result<Decision> {
     match &outcome {
         Ok(d) if !d.allowed => {
-            crate::telemetry::rate_limit_refused(who);
+            crate::telemetry::rate_limit_refused(who.prefix, who.name);
             tracing::debug!(target: "forge_cache", prefix = %who.prefix, name = %who.name,
                 retry_after_ms = d.retry_after.as_millis() as u64, "rate limit exceeded");
         }
         Ok(_) => {}
         Err(e) => {
-            crate::telemetry::rate_limit_backend_error(who);
+            crate::telemetry::rate_limit_backend_error(who.prefix, who.name);
             tracing::debug!(target: "forge_cache", prefix = %who.prefix, name = %who.name,
                 error = %Chain(e), "rate limit check failed");
         }

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use std::borrow::Cow;
 
+use super::rate_check;
 use super::{Algorithm, OnError, RateLimitExceeded, Spec, Who, limiter_key, on_backend_error};
 use crate::cache::KeyTemplate;
+use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::error::Result;
 use crate::global::current;
 use crate::manager::CacheManager;
@@ -148,42 +150,49 @@ pub fn rate_limit_check_rendered(
 /// it needs).
 async fn check(site: &'static RateSite, key: String) -> Result<(), RateLimitExceeded> {
     let manager = current();
-    let outcome = manager
-        .rate_check(&manager.full_key(&key), &site.spec, site.who())
-        .await;
-    site.settle(&manager, outcome)
+    check_with(&Async(&manager), site, &key).await
 }
 
-/// Sync form of [`rate_limit_check`].
+/// One check of `site` for the rendered caller key `key`, written once for
+/// both drivers.
+async fn check_with<D: Drive>(
+    d: &D,
+    site: &'static RateSite,
+    key: &str,
+) -> Result<(), RateLimitExceeded> {
+    let manager = d.manager();
+    let outcome = rate_check(d, &manager.full_key(key), &site.spec, site.who()).await;
+    site.settle(manager, outcome)
+}
+
+/// Blocking form of [`rate_limit_check`], for sync functions.
 ///
 /// ```
-/// use forge_cache_runtime::__private::{RateSite, rate_limit_check_sync};
+/// use forge_cache_runtime::__private::{RateSite, blocking};
 /// use forge_cache_runtime::{Algorithm, OnError};
 /// # use std::time::Duration;
 /// static SITE: RateSite = RateSite::new(
 ///     "rate_limit", "doc::export", 1, Duration::from_secs(60), Algorithm::FixedWindow, OnError::Allow,
 /// );
-/// assert!(rate_limit_check_sync(&SITE, None).is_ok());
-/// assert!(rate_limit_check_sync(&SITE, None).is_err());
+/// assert!(blocking::rate_limit_check(&SITE, None).is_ok());
+/// assert!(blocking::rate_limit_check(&SITE, None).is_err());
 /// ```
-pub fn rate_limit_check_sync(
+pub fn rate_limit_check_blocking(
     site: &'static RateSite,
     key: Option<&dyn Display>,
 ) -> Result<(), RateLimitExceeded> {
-    check_sync(site, &site.key(key))
+    block_now(check_with(&Blocking(&current()), site, &site.key(key)))
 }
 
-/// Sync form of [`rate_limit_check_rendered`].
+/// Blocking form of [`rate_limit_check_rendered`].
 #[doc(hidden)]
-pub fn rate_limit_check_rendered_sync(
+pub fn rate_limit_check_rendered_blocking(
     site: &'static RateSite,
     key: KeyTemplate,
 ) -> Result<(), RateLimitExceeded> {
-    check_sync(site, &site.rendered_key(&key))
-}
-
-fn check_sync(site: &'static RateSite, key: &str) -> Result<(), RateLimitExceeded> {
-    let manager = current();
-    let outcome = manager.rate_check_sync(&manager.full_key(key), &site.spec, site.who());
-    site.settle(&manager, outcome)
+    block_now(check_with(
+        &Blocking(&current()),
+        site,
+        &site.rendered_key(&key),
+    ))
 }

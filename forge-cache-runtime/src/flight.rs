@@ -16,6 +16,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
+use crate::manager::FeatureState;
+
 /// Counters of ended flights, by a hash of the key: enough that a miss
 /// rarely shares its counter with one of the other keys whose flights end
 /// while it reads (a shared counter costs one extra `GET`, nothing more).
@@ -26,6 +28,10 @@ pub(crate) struct Flights {
     map: Mutex<HashMap<Box<str>, Arc<Flight>>>,
     /// Flights that ended, counted by key slot when they leave the map.
     ended: Box<[AtomicU64]>,
+}
+
+impl FeatureState for Flights {
+    const SLOT: usize = 0;
 }
 
 impl Default for Flights {
@@ -124,8 +130,8 @@ impl Flight {
         }
     }
 
-    /// Sync form of [`wait`](Self::wait).
-    pub(crate) fn wait_sync(&self) -> State {
+    /// Blocking form of [`wait`](Self::wait).
+    pub(crate) fn wait_blocking(&self) -> State {
         let mut state = lock(&self.state);
         while matches!(*state, State::Running) {
             state = self
@@ -196,7 +202,7 @@ mod tests {
             panic!("second caller waits")
         };
         drop(leader);
-        assert!(matches!(flight.wait_sync(), State::Abandoned));
+        assert!(matches!(flight.wait_blocking(), State::Abandoned));
         assert_eq!(flights.len(), 0);
         assert!(matches!(flights.join("k"), Join::Lead(_)));
     }
