@@ -46,7 +46,30 @@ use proc_macro::TokenStream;
 /// | `beta = 1.0` | `1.0` | XFetch aggressiveness (> 0; larger refreshes earlier); needs `early_refresh` |
 /// | `lock = true` | `false` | on a miss, one caller across processes computes while the others wait for it |
 /// | `lock_wait = "500ms"` | `3` (s) | bound of that wait; needs `lock` |
+/// | `version = 2` | none | a key segment `v2`: bump it when the stored type changes, so no caller reads the old entries (see [Versions](#versions)) |
 /// | `crate = "::forge_cache"` | `::forge_cache` | where the forge-cache crate is |
+///
+/// # Versions
+///
+/// `version = N` puts a segment `vN` into the key, between the function's
+/// name and the digest of its arguments
+/// (`products:get_products:v2:<md5>`). A deploy that changes what the
+/// function returns bumps it, and from then on reads only entries written
+/// by the new code. It does not rely on old entries failing to decode. Old
+/// entries expire with their TTL. `<fn>_invalidate_all` removes every
+/// version. Without `version`, keys are as before. With a `key` template,
+/// write the version into the template (`key = "v2:user:{id}"`). A
+/// `version` next to `key` is a compile error that shows how.
+///
+/// ```
+/// use forge_cache::cache_result;
+/// # #[derive(serde::Serialize, serde::Deserialize, Clone)] struct Profile { name: String, plan: String }
+///
+/// #[cache_result(ttl = "10m", key_prefix = "users", version = 2)] // v2: `Profile` gained `plan`
+/// async fn profile(id: u64) -> Profile {
+///     Profile { name: format!("user {id}"), plan: "free".into() }
+/// }
+/// ```
 ///
 /// # Durations
 ///

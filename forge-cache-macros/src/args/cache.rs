@@ -31,6 +31,8 @@ pub(crate) struct CacheArgs {
     pub(crate) lock: bool,
     /// `lock_wait`, with the name's span.
     pub(crate) lock_wait: Option<(Duration, Span)>,
+    /// `version = N`, with the name's span.
+    pub(crate) version: Option<(u64, Span)>,
 }
 
 const NAMES: Names = Names {
@@ -47,6 +49,7 @@ const NAMES: Names = Names {
         "stale_ttl",
         "lock",
         "lock_wait",
+        "version",
         "crate",
     ],
     renamed: &["lock_wait_ms"],
@@ -83,6 +86,7 @@ impl CacheArgs {
                 "lock" => a.lock = arg.boolean()?,
                 "lock_wait" => a.lock_wait = Some((arg.duration()?, arg.span())),
                 "lock_wait_ms" => return Err(renamed_lock_wait(arg)),
+                "version" => a.version = Some((arg.positive_int("a version number")?, arg.span())),
                 _ => a.krate = Some(arg.crate_path()?),
             }
             Ok(())
@@ -101,6 +105,17 @@ impl CacheArgs {
                 span,
                 "`beta` tunes `early_refresh`: add `early_refresh = true`",
             ));
+        }
+        if let (Some((v, span)), Some(t)) = (a.version, &a.template) {
+            let mut e = syn::Error::new(
+                span,
+                format!(
+                    "`version` goes into the generated key, and `key` replaces it: write the version into the template instead, e.g. `key = \"v{v}:{}\"`",
+                    t.lit.value()
+                ),
+            );
+            e.combine(syn::Error::new(t.lit.span(), "the key template is here"));
+            errors.push(e);
         }
         if let (Some((prefix, span)), Some(t)) = (&a.key_prefix, &a.template) {
             let mut e = syn::Error::new(

@@ -252,8 +252,12 @@ fn site_def(
         let wait = duration(args.lock_wait.map_or(DEFAULT_LOCK_WAIT, |w| w.0));
         quote!(.lock(#wait))
     });
+    let version = args.version.map(|(v, _)| {
+        let segment = format!("v{v}");
+        quote!(.version(#segment))
+    });
     quote! {
-        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern) #refresh #lock;
+        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern) #refresh #lock #version;
     }
 }
 

@@ -28,6 +28,7 @@ pub struct CacheSite {
     stale: Duration,
     beta: f64,
     lock_wait: Option<Duration>,
+    version: Option<&'static str>,
     pub(crate) counters: Counters,
 }
 
@@ -54,6 +55,7 @@ impl CacheSite {
             stale: Duration::ZERO,
             beta: 1.0,
             lock_wait: None,
+            version: None,
             counters: Counters::new(),
         }
     }
@@ -77,6 +79,20 @@ impl CacheSite {
     }
 
     /// The bound of the cross-process wait, when `lock = true`.
+    /// `version = N`: the key segment `vN`, between the function's name
+    /// and the digest of its arguments, so entries of another version are
+    /// never read.
+    ///
+    /// ```
+    /// use forge_cache_runtime::__private::CacheSite;
+    /// static SITE: CacheSite = CacheSite::new("users", "profile", None, 0, None).version("v2");
+    /// # let _ = &SITE;
+    /// ```
+    pub const fn version(mut self, segment: &'static str) -> Self {
+        self.version = Some(segment);
+        self
+    }
+
     pub(crate) fn lock_wait(&self) -> Option<Duration> {
         self.lock_wait.filter(|w| !w.is_zero())
     }
@@ -130,7 +146,10 @@ impl CacheSite {
             CallKey::Hashed(digest) => {
                 let mut buf = [0u8; 32];
                 let hex = hex_digest(&digest, &mut buf);
-                Ok(join_key(namespace, &[self.prefix, self.name, hex]))
+                Ok(match self.version {
+                    None => join_key(namespace, &[self.prefix, self.name, hex]),
+                    Some(v) => join_key(namespace, &[self.prefix, self.name, v, hex]),
+                })
             }
             CallKey::Rendered(key) => Ok(match namespace {
                 None => key,
