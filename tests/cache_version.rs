@@ -100,6 +100,9 @@ fn sync_functions_are_versioned_too(env: Env) {
         assert_eq!(new::profile_sync(&calls, 1), 2);
     });
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // md5("[1]")
+    let key = "t_version_sync:profile_sync:v3:35dba5d75538a9bbe0b4da4422759a0e";
+    assert_eq!(env.manager.blocking().get::<u64>(key).unwrap(), Some(2));
 }
 
 on_every_backend_sync!(sync_functions_are_versioned_too);

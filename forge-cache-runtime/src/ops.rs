@@ -14,7 +14,7 @@ use crate::backend::{Op, reply};
 use crate::block::Manager;
 use crate::codec::decode;
 use crate::drive::{Async, Drive, block_now};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::info::MemoryInfo;
 use crate::manager::CacheManager;
 
@@ -121,17 +121,25 @@ pub(crate) async fn ping<D: Drive>(d: &D) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// `INFO memory` of every node that holds keys; on a cluster, each
-/// primary's figures and their sums.
+/// `INFO memory` in one round trip: of the server, or of every primary of
+/// a cluster at once (each one's figures, and their sums).
 pub(crate) async fn memory_info<D: Drive>(d: &D) -> Result<MemoryInfo> {
-    let mut replies = Vec::new();
-    for node in reply::<Vec<String>>(d.exec(Op::Primaries).await?)? {
-        let text: String = reply(d.exec(Op::InfoMemory(&node)).await?)?;
-        replies.push((node, text));
+    match d.exec(Op::InfoMemory).await? {
+        Value::Map(nodes) => MemoryInfo::from_nodes(
+            nodes
+                .into_iter()
+                .map(|(node, text)| Ok((reply(node)?, node_text(text)?)))
+                .collect::<Result<_>>()?,
+        ),
+        text => MemoryInfo::parse_info(&reply::<String>(text)?),
     }
-    match replies.as_slice() {
-        [(node, text)] if node.is_empty() => MemoryInfo::parse_info(text),
-        _ => MemoryInfo::from_nodes(replies),
+}
+
+/// One primary's part of a fanned-out reply; its error fails the whole.
+fn node_text(value: Value) -> Result<String> {
+    match value {
+        Value::ServerError(e) => Err(Error::Redis(e.into())),
+        other => reply(other),
     }
 }
 

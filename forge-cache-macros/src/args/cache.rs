@@ -86,7 +86,9 @@ impl CacheArgs {
                 "lock" => a.lock = arg.boolean()?,
                 "lock_wait" => a.lock_wait = Some((arg.duration()?, arg.span())),
                 "lock_wait_ms" => return Err(renamed_lock_wait(arg)),
-                "version" => a.version = Some((arg.positive_int("a version number")?, arg.span())),
+                "version" => {
+                    a.version = Some((arg.positive_int("a version number", 2)?, arg.span()))
+                }
                 _ => a.krate = Some(arg.crate_path()?),
             }
             Ok(())

@@ -112,7 +112,7 @@ impl Arg<'_> {
     }
 
     /// `name = <integer greater than 0>`.
-    pub(crate) fn positive_int(&self, unit: &str) -> syn::Result<u64> {
+    pub(crate) fn positive_int(&self, unit: &str, example: u64) -> syn::Result<u64> {
         let n = match self.lit()? {
             // A suffix (`100u8`, `5k`) would be dropped silently.
             Some(Lit::Int(i)) if i.suffix().is_empty() => i.base10_parse::<u64>().ok(),
@@ -121,7 +121,7 @@ impl Arg<'_> {
         match n {
             Some(n) if n > 0 => Ok(n),
             _ => Err(self.error(format_args!(
-                "`{0}` expects an integer greater than 0 ({unit}), e.g. `{0} = 60`",
+                "`{0}` expects an integer greater than 0 ({unit}), e.g. `{0} = {example}`",
                 self.name
             ))),
         }

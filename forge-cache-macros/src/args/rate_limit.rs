@@ -57,7 +57,7 @@ impl RateArgs {
         let mut template_errors = Errors::default();
         let seen = parse_args(attr, &NAMES, errors, |arg| {
             match arg.name {
-                "max_requests" => a.max_requests = arg.positive_int("calls per window")?,
+                "max_requests" => a.max_requests = arg.positive_int("calls per window", 60)?,
                 "window_seconds" => a.window = arg.duration()?,
                 "key" => {
                     a.key = Some(Template::from_arg(

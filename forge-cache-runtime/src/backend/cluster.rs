@@ -37,8 +37,10 @@ const REDIRECT_ATTEMPTS: usize = 4;
 /// after `MOVED` as it is and after `ASK` with `ASKING` in one pipeline (one
 /// write, which nothing can split), a bounded number of times.
 pub(crate) async fn run(conn: &mut ClusterConnection, op: Op<'_>) -> RedisResult<Value> {
-    if let Op::Primaries = op {
-        return primaries(conn.route_command(Cmd::ping(), all_primaries()).await?);
+    match op {
+        Op::Primaries => return primaries(conn.route_command(Cmd::ping(), all_primaries()).await?),
+        Op::InfoMemory => return conn.route_command(op.cmd(), all_primaries()).await,
+        _ => {}
     }
     if let Some(node) = op.node() {
         return conn.route_command(op.cmd(), by_address(node)?).await;
@@ -231,8 +233,10 @@ impl ClusterBackend {
 /// Blocking form of [`run`]: redis-rs routes by slot (and splits a
 /// multi-key `UNLINK` by slot); node-addressed ops go to their node.
 fn run_blocking(conn: &mut redis::cluster::ClusterConnection, op: Op<'_>) -> RedisResult<Value> {
-    if let Op::Primaries = op {
-        return primaries(conn.route_command(&Cmd::ping(), all_primaries())?);
+    match op {
+        Op::Primaries => return primaries(conn.route_command(&Cmd::ping(), all_primaries())?),
+        Op::InfoMemory => return conn.route_command(&op.cmd(), all_primaries()),
+        _ => {}
     }
     if let Some(node) = op.node() {
         return conn.route_command(&op.cmd(), by_address(node)?);

@@ -79,14 +79,15 @@ pub(crate) enum Op<'a> {
     Ping,
     Script(&'static Script, &'a [&'a str], &'a [Arg<'a>]),
     /// The nodes that hold keys, one name each (`""` on a single server):
-    /// the targets of [`Op::Scan`] and [`Op::InfoMemory`].
+    /// the targets of [`Op::Scan`].
     Primaries,
     /// `SCAN cursor MATCH pattern COUNT n` on one node of [`Op::Primaries`].
     Scan(&'a str, u64, &'a str),
     /// `UNLINK` of several keys (split by slot on a cluster).
     Unlink(&'a [Vec<u8>]),
-    /// `INFO memory` of one node of [`Op::Primaries`].
-    InfoMemory(&'a str),
+    /// `INFO memory`: its text on a single server; on a cluster, sent to
+    /// every primary at once, a map of node address to text.
+    InfoMemory,
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -104,7 +105,7 @@ impl Op<'_> {
     /// [`Op::Primaries`] rather than routed by key.
     pub(crate) fn node(&self) -> Option<&str> {
         match *self {
-            Op::Scan(node, ..) | Op::InfoMemory(node) => Some(node),
+            Op::Scan(node, ..) => Some(node),
             _ => None,
         }
     }
@@ -149,7 +150,7 @@ impl Op<'_> {
                 c = ::redis::cmd("UNLINK");
                 c.arg(keys);
             }
-            Op::InfoMemory(_) => {
+            Op::InfoMemory => {
                 c = ::redis::cmd("INFO");
                 c.arg("memory");
             }
@@ -206,7 +207,7 @@ impl Op<'_> {
                     .filter(|k| std::str::from_utf8(k).is_ok_and(|k| m.del(k)))
                     .count() as i64,
             ),
-            Op::InfoMemory(_) => Value::BulkString(m.info_memory().into_bytes()),
+            Op::InfoMemory => Value::BulkString(m.info_memory().into_bytes()),
         }
     }
 }

@@ -68,20 +68,19 @@ impl Drop for Guard {
         // Release now, on this thread, when that costs no I/O (in memory),
         // when the guard is a blocking one, or when there is no runtime to
         // release on; else in a task, so a drop never blocks a worker.
-        let runtime = match (
-            self.blocking || manager.backend().is_local(),
-            tokio::runtime::Handle::try_current(),
-        ) {
-            (false, Ok(runtime)) => runtime,
+        let here = self.blocking || manager.backend().is_local();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !here => {
+                runtime.spawn(async move {
+                    let released = super::release(&Async(&manager), &held).await;
+                    super::release_or_log(&manager, released);
+                });
+            }
             _ => {
                 let released = block_now(super::release(&Blocking(&manager), &held));
-                return super::release_or_log(&manager, released);
+                super::release_or_log(&manager, released);
             }
-        };
-        runtime.spawn(async move {
-            let released = super::release(&Async(&manager), &held).await;
-            super::release_or_log(&manager, released);
-        });
+        }
     }
 }
 
