@@ -28,10 +28,12 @@ mod manager;
 mod ops;
 mod random;
 mod ratelimit;
+mod scope;
 mod secret;
 mod session;
 mod settings;
 mod telemetry;
+pub mod testing;
 
 pub use backend::pool::{ClusterSyncConnection, PooledConnection, SyncConnection};
 pub use backend::raw::AsyncConnection;
@@ -43,6 +45,7 @@ pub use info::{MemoryInfo, NodeMemory};
 pub use lock::LockGuard;
 pub use manager::CacheManager;
 pub use ratelimit::{Algorithm, Decision, OnError, RateLimit, RateLimitExceeded};
+pub use scope::{Scoped, bypass};
 pub use secret::{Secret, redact_url};
 pub use session::{DEFAULT_SESSION_TTL, SessionStore};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
@@ -72,15 +75,18 @@ pub mod blocking {
     pub use crate::block::Manager;
     pub use crate::global::init_blocking as init;
     pub use crate::lock::BlockingLockGuard as LockGuard;
+    pub use crate::scope::bypass_blocking as bypass;
     pub use crate::session::BlockingSessions as Sessions;
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::{
-        CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Policy,
-        ResultPolicy, ValuePolicy, cached, invalidate, invalidate_all,
+        CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Options,
+        Output, Policy, ResultErrPolicy, ResultPolicy, ValuePolicy, cached, invalidate,
+        invalidate_all,
     };
+    pub use crate::scope::refresh;
     pub use crate::error::Result;
     pub use crate::global::current;
     pub use crate::ratelimit::{
@@ -95,6 +101,7 @@ pub mod __private {
             cached_blocking as cached, invalidate_all_blocking as invalidate_all,
             invalidate_blocking as invalidate,
         };
+        pub use crate::scope::refresh_blocking as refresh;
         pub use crate::ratelimit::{
             rate_limit_check_blocking as rate_limit_check,
             rate_limit_check_rendered_blocking as rate_limit_check_rendered,

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use ::redis::Value;
 use serde::de::DeserializeOwned;
 
-use super::policy::Policy;
+use super::options::{Options, decide};
+use super::policy::{Output, Policy};
 use super::refresh::{EnvelopeRef, GET_WITH_PTTL, decode_stored, marker_key, uniform, xfetch};
 use super::site::{CacheSite, CallKey};
 use super::stats::{Event, count};
@@ -19,6 +20,7 @@ use crate::global::current;
 use crate::key::{hex_digest, join_key};
 use crate::lock::Guard;
 use crate::manager::CacheManager;
+use crate::scope;
 
 /// What a read found.
 enum Read<S> {
@@ -117,14 +119,22 @@ fn failed(site: &'static CacheSite, manager: &CacheManager, what: &str, e: &Erro
 }
 
 /// Encodes the cacheable part of `out` (in an envelope with the compute
-/// time for `early_refresh`), if any.
+/// time for `early_refresh`), with the TTL to store it under, if it is
+/// stored at all.
 fn encode<P: Policy<R>, R>(
     site: &'static CacheSite,
     manager: &CacheManager,
+    opts: &Options<P::Value>,
     out: &R,
     took: Duration,
-) -> Option<Vec<u8>> {
-    let stored = P::cacheable(out, site.cache_none())?;
+) -> Option<(Vec<u8>, Duration)> {
+    let (stored, ttl) = match decide::<P, R>(site, manager.settings().default_ttl(), opts, out) {
+        Ok(decided) => decided,
+        Err(why) => {
+            tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "{why}");
+            return None;
+        }
+    };
     let bytes = if site.early_refresh() {
         let d = took.as_millis().max(1) as u64;
         manager.encode_checked(&EnvelopeRef { v: stored, d })
@@ -132,7 +142,7 @@ fn encode<P: Policy<R>, R>(
         manager.encode_checked(stored)
     };
     match bytes {
-        Ok(bytes) => Some(bytes),
+        Ok(bytes) => Some((bytes, ttl)),
         Err(e) => {
             failed(
                 site,
@@ -217,20 +227,21 @@ fn claimed(reply: Result<Value>) -> bool {
 }
 
 /// After the function ran: encodes its cacheable part, hands it to the
-/// waiting callers, and returns the bytes to store (if the backend is up).
+/// waiting callers, and returns the bytes to store and their TTL (if the
+/// backend is up).
 fn publish<P: Policy<R>, R>(
     site: &'static CacheSite,
     manager: &CacheManager,
-    role: &mut Role<'_>,
+    miss: &mut Miss<'_, P::Stored>,
+    opts: &Options<P::Value>,
     out: &R,
     took: Duration,
-    backend_ok: bool,
-) -> Option<Vec<u8>> {
-    let bytes = encode::<P, R>(site, manager, out, took);
-    if let Role::Lead(leader) = role {
-        leader.finish(bytes.as_deref());
+) -> Option<(Vec<u8>, Duration)> {
+    let encoded = encode::<P, R>(site, manager, opts, out, took);
+    if let Role::Lead(leader) = &mut miss.role {
+        leader.finish(encoded.as_ref().map(|(bytes, _)| bytes.as_slice()));
     }
-    bytes.filter(|_| backend_ok)
+    encoded.filter(|_| miss.backend_ok)
 }
 
 /// With `stale_ttl`: a refresh whose function failed serves the value it
@@ -240,7 +251,7 @@ fn keep_stale<P: Policy<R>, R>(
     out: &R,
     stale: &mut Option<(P::Stored, u64)>,
 ) -> Option<P::Stored> {
-    if P::failed(out) {
+    if matches!(P::output(out), Output::Err) {
         let (v, _) = stale.take()?;
         tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "refresh failed; serving the stale value");
         return Some(v);
@@ -345,6 +356,30 @@ enum Before<'a, S> {
     Uncached,
 }
 
+/// What the scope and `force_refresh` ask of one call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Normal,
+    /// Inside [`bypass`](crate::bypass): run uncached.
+    Bypass,
+    /// `<fn>_refresh` or `force_refresh`: skip the read, recompute, store.
+    Refresh,
+}
+
+fn mode<V>(site: &'static CacheSite, opts: &Options<V>) -> Mode {
+    let scope = scope::take_cache_mode();
+    let mode = if scope & scope::CACHE_OFF != 0 {
+        Mode::Bypass
+    } else if opts.force || scope & scope::REFRESH_NEXT != 0 {
+        Mode::Refresh
+    } else {
+        return Mode::Normal;
+    };
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(),
+        bypass = (mode == Mode::Bypass), "cache read skipped");
+    mode
+}
+
 // The work is split so that only a thin shell is generic over the
 // function's body (`F`, a different type for every cached function):
 // `before` is generic over the stored type and the driver alone, `after`
@@ -360,14 +395,20 @@ enum Before<'a, S> {
 /// returned. Concurrent misses of the same key in this process run `run`
 /// once; the others get its value (errors are not shared: `E` need not
 /// be `Clone`, so after an `Err` each waiting call runs `run` itself).
-pub async fn cached<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
+pub async fn cached<P, R, F>(
+    site: &'static CacheSite,
+    call: CallKey,
+    opts: Options<P::Value>,
+    run: F,
+) -> R
 where
     P: Policy<R>,
     F: Future<Output = R>,
 {
     let manager = current();
     let drive = Async(&manager);
-    let mut miss = match before::<P::Stored, _>(site, &drive, call).await {
+    let mode = mode(site, &opts);
+    let mut miss = match before::<P::Stored, _>(site, &drive, call, mode).await {
         Before::Serve(v) => return P::from_stored(v),
         Before::Uncached => None,
         Before::Compute(miss) => Some(miss),
@@ -377,7 +418,8 @@ where
     let started = Instant::now();
     let out = run.await;
     if let Some(miss) = &mut miss {
-        if let Some(v) = after::<P, R, _>(site, &drive, miss, &out, started.elapsed()).await {
+        if let Some(v) = after::<P, R, _>(site, &drive, miss, &opts, &out, started.elapsed()).await
+        {
             return P::from_stored(v);
         }
     }
@@ -391,11 +433,27 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
     site: &'static CacheSite,
     drive: &'a D,
     call: CallKey,
+    mode: Mode,
 ) -> Before<'a, S> {
+    if mode == Mode::Bypass {
+        return Before::Uncached;
+    }
     let manager = drive.manager();
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
+    if mode == Mode::Refresh {
+        // Recompute and store, alone: a concurrent flight may have started
+        // before the change this refresh is for.
+        return Before::Compute(Miss {
+            key,
+            backend_ok: true,
+            stale: None,
+            marker: None,
+            role: Role::Alone,
+            guard: None,
+        });
+    }
     let generation = manager.state::<Flights>().generation(&key);
     let reply = if site.refreshes() {
         drive.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
@@ -481,6 +539,7 @@ async fn after<P: Policy<R>, R, D: Drive>(
     site: &'static CacheSite,
     drive: &D,
     miss: &mut Miss<'_, P::Stored>,
+    opts: &Options<P::Value>,
     out: &R,
     took: Duration,
 ) -> Option<P::Stored> {
@@ -489,9 +548,8 @@ async fn after<P: Policy<R>, R, D: Drive>(
     if let Some(v) = keep_stale::<P, R>(site, out, &mut miss.stale) {
         return Some(v);
     }
-    if let Some(bytes) = publish::<P, R>(site, manager, &mut miss.role, out, took, miss.backend_ok)
-    {
-        let ttl = site.ttl(manager.settings().default_ttl()) + site.stale();
+    if let Some((bytes, ttl)) = publish::<P, R>(site, manager, miss, opts, out, took) {
+        let ttl = ttl + site.stale();
         let key = &miss.key;
         stored(site, manager, drive.exec(Op::Set(key, &bytes, ttl)).await);
         if let Some(m) = &miss.marker {
@@ -507,14 +565,20 @@ async fn after<P: Policy<R>, R, D: Drive>(
 
 /// Blocking form of [`cached`], for sync functions: the same path, driven
 /// on this thread with the blocking client (the blocking driver).
-pub fn cached_blocking<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
+pub fn cached_blocking<P, R, F>(
+    site: &'static CacheSite,
+    call: CallKey,
+    opts: Options<P::Value>,
+    run: F,
+) -> R
 where
     P: Policy<R>,
     F: FnOnce() -> R,
 {
     let manager = current();
     let drive = Blocking(&manager);
-    let mut miss = match block_now(before::<P::Stored, _>(site, &drive, call)) {
+    let mode = mode(site, &opts);
+    let mut miss = match block_now(before::<P::Stored, _>(site, &drive, call, mode)) {
         Before::Serve(v) => return P::from_stored(v),
         Before::Uncached => return run(),
         Before::Compute(miss) => miss,
@@ -525,6 +589,7 @@ where
         site,
         &drive,
         &mut miss,
+        &opts,
         &out,
         started.elapsed(),
     )) {

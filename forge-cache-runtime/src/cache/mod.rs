@@ -17,6 +17,7 @@
 //! `None`), each waiting call runs the function itself.
 
 mod call;
+mod options;
 mod policy;
 mod refresh;
 mod site;
@@ -26,6 +27,7 @@ pub use call::{
     cached, cached_blocking, invalidate, invalidate_all, invalidate_all_blocking,
     invalidate_blocking,
 };
-pub use policy::{OptionPolicy, Policy, ResultPolicy, ValuePolicy};
+pub use options::Options;
+pub use policy::{OptionPolicy, Output, Policy, ResultErrPolicy, ResultPolicy, ValuePolicy};
 pub use site::{CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate};
 pub use stats::{CacheCounters, CacheStats};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::options::Jitter;
 use super::stats::Counters;
 use crate::glob;
 use crate::key::{ArgsHasher, hex_digest, join_key, push_bounded_component};
@@ -29,6 +30,9 @@ pub struct CacheSite {
     beta: f64,
     lock_wait: Option<Duration>,
     version: Option<&'static str>,
+    none_ttl: Option<Duration>,
+    err_ttl: Option<Duration>,
+    jitter: Jitter,
     pub(crate) counters: Counters,
 }
 
@@ -56,6 +60,9 @@ impl CacheSite {
             beta: 1.0,
             lock_wait: None,
             version: None,
+            none_ttl: None,
+            err_ttl: None,
+            jitter: Jitter::None,
             counters: Counters::new(),
         }
     }
@@ -78,7 +85,6 @@ impl CacheSite {
         self
     }
 
-    /// The bound of the cross-process wait, when `lock = true`.
     /// `version = N`: the key segment `vN`, between the function's name
     /// and the digest of its arguments, so entries of another version are
     /// never read.
@@ -93,6 +99,44 @@ impl CacheSite {
         self
     }
 
+    /// `none_ttl`: the TTL of a stored `None` (with `cache_none`).
+    pub const fn none_ttl(mut self, ttl: Duration) -> Self {
+        self.none_ttl = Some(ttl);
+        self
+    }
+
+    /// `err_ttl`: the TTL of a stored `Err`.
+    pub const fn err_ttl(mut self, ttl: Duration) -> Self {
+        self.err_ttl = Some(ttl);
+        self
+    }
+
+    /// `ttl_jitter = "N%"`: take up to `per_mille` thousandths off each TTL.
+    pub const fn jitter_per_mille(mut self, per_mille: u16) -> Self {
+        self.jitter = Jitter::PerMille(per_mille);
+        self
+    }
+
+    /// `ttl_jitter = <duration>`: take up to `most` (and at most half) off
+    /// each TTL.
+    pub const fn jitter_upto(mut self, most: Duration) -> Self {
+        self.jitter = Jitter::Upto(most);
+        self
+    }
+
+    pub(crate) fn ttl_of_none(&self) -> Option<Duration> {
+        self.none_ttl
+    }
+
+    pub(crate) fn ttl_of_err(&self) -> Option<Duration> {
+        self.err_ttl
+    }
+
+    pub(crate) fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
+    /// The bound of the cross-process wait, when `lock = true`.
     pub(crate) fn lock_wait(&self) -> Option<Duration> {
         self.lock_wait.filter(|w| !w.is_zero())
     }
