@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn unless_and_a_computed_ttl_decide_per_value() {
-        static SITE: CacheSite = CacheSite::new("p", "f", Some(S(60)), 0, None);
+        static SITE: CacheSite = CacheSite::new("p", "f", Some(Duration::from_secs(60)), 0, None);
         let opts = Options::<Vec<u8>> {
             unless: Some(Vec::is_empty),
             ttl: Some(|v| S(v.len() as u64)),
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn none_and_errors_get_their_own_ttls() {
-        static SITE: CacheSite = CacheSite::new("p", "f", Some(S(60)), CacheSite::CACHE_NONE, None)
+        static SITE: CacheSite = CacheSite::new("p", "f", Some(Duration::from_secs(60)), CacheSite::CACHE_NONE, None)
             .none_ttl(Duration::from_secs(5))
             .err_ttl(Duration::from_secs(2));
         let none: Option<u8> = None;
