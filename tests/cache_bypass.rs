@@ -36,7 +36,10 @@ async fn bypass_runs_the_function_and_stores_nothing(env: Env) {
             assert_eq!(bypass(price(&db, 1)).await, 201, "not read");
             assert_eq!(price(&db, 1).await, 101, "not written either");
             assert_eq!(bypass(async { price(&db, 2).await }).await, 202);
-            assert_eq!(env.manager.get::<u64>("t_bypass:price:2").await.unwrap(), None);
+            assert_eq!(
+                env.manager.get::<u64>("t_bypass:price:2").await.unwrap(),
+                None
+            );
         })
         .await;
 }

@@ -34,7 +34,13 @@ async fn token(calls: &Calls, user: u64, lifetime: u64) -> Result<Token, String>
     })
 }
 
-#[cache_result(ttl = 600, key = "t_opts:find:{id}", cache_none = true, none_ttl = 5, skip(calls))]
+#[cache_result(
+    ttl = 600,
+    key = "t_opts:find:{id}",
+    cache_none = true,
+    none_ttl = 5,
+    skip(calls)
+)]
 async fn find(calls: &Calls, id: u64) -> Option<u64> {
     calls.fetch_add(1, Ordering::SeqCst);
     (id % 2 == 0).then_some(id)
@@ -43,7 +49,11 @@ async fn find(calls: &Calls, id: u64) -> Option<u64> {
 #[cache_result(ttl = 600, key = "t_opts:fetch:{id}", err_ttl = "3s", skip(calls))]
 async fn fetch(calls: &Calls, id: u64) -> Result<u64, String> {
     calls.fetch_add(1, Ordering::SeqCst);
-    if id == 0 { Err("no such item".into()) } else { Ok(id) }
+    if id == 0 {
+        Err("no such item".into())
+    } else {
+        Ok(id)
+    }
 }
 
 #[cache_result(ttl = 100, key = "t_opts:spread:{id}", ttl_jitter = "20%")]
@@ -65,7 +75,11 @@ async fn unless_returns_the_value_but_does_not_store_it(env: Env) {
             let calls = Calls::new(0);
             assert_eq!(list(&calls, 1, 0).await, Vec::<u64>::new());
             assert_eq!(list(&calls, 1, 0).await, Vec::<u64>::new());
-            assert_eq!(calls.load(Ordering::SeqCst), 2, "an empty list is never stored");
+            assert_eq!(
+                calls.load(Ordering::SeqCst),
+                2,
+                "an empty list is never stored"
+            );
             assert_eq!(list(&calls, 2, 2).await, vec![2, 2]);
             assert_eq!(list(&calls, 2, 2).await, vec![2, 2]);
             assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -81,7 +95,10 @@ async fn a_ttl_computed_from_the_value_is_the_entry_ttl(env: Env) {
             token(&calls, 1, 40).await.unwrap();
             assert_eq!(calls.load(Ordering::SeqCst), 1);
             let ttl = pttl(&env, "t_opts:token:1").await;
-            assert!(ttl > Duration::from_secs(35) && ttl <= Duration::from_secs(40), "{ttl:?}");
+            assert!(
+                ttl > Duration::from_secs(35) && ttl <= Duration::from_secs(40),
+                "{ttl:?}"
+            );
             // A token that is already expired is not stored.
             token(&calls, 2, 0).await.unwrap();
             assert_eq!(env.manager.ttl("t_opts:token:2").await.unwrap(), None);
@@ -103,7 +120,11 @@ async fn none_and_errors_are_stored_under_their_own_ttls(env: Env) {
             let calls = Calls::new(0);
             assert_eq!(fetch(&calls, 0).await, Err("no such item".to_owned()));
             assert_eq!(fetch(&calls, 0).await, Err("no such item".to_owned()));
-            assert_eq!(calls.load(Ordering::SeqCst), 1, "the error is served from the cache");
+            assert_eq!(
+                calls.load(Ordering::SeqCst),
+                1,
+                "the error is served from the cache"
+            );
             assert!(pttl(&env, "t_opts:fetch:0").await <= Duration::from_secs(3));
             assert_eq!(fetch(&calls, 4).await, Ok(4));
             assert!(pttl(&env, "t_opts:fetch:4").await > Duration::from_secs(500));
@@ -118,12 +139,21 @@ async fn jitter_shortens_ttls_within_its_bound(env: Env) {
             for id in 0..20 {
                 spread(id).await;
                 let ttl = pttl(&env, &format!("t_opts:spread:{id}")).await;
-                assert!(ttl <= Duration::from_secs(100), "never longer than `ttl`: {ttl:?}");
-                assert!(ttl >= Duration::from_secs(79), "at most 20% shorter: {ttl:?}");
+                assert!(
+                    ttl <= Duration::from_secs(100),
+                    "never longer than `ttl`: {ttl:?}"
+                );
+                assert!(
+                    ttl >= Duration::from_secs(79),
+                    "at most 20% shorter: {ttl:?}"
+                );
                 seen.push(ttl.as_secs());
             }
             seen.dedup();
-            assert!(seen.len() > 1, "20 entries written together expire at different times");
+            assert!(
+                seen.len() > 1,
+                "20 entries written together expire at different times"
+            );
         })
         .await;
 }

@@ -86,13 +86,13 @@ pub mod __private {
         Output, Policy, ResultErrPolicy, ResultPolicy, ValuePolicy, cached, invalidate,
         invalidate_all,
     };
-    pub use crate::scope::refresh;
     pub use crate::error::Result;
     pub use crate::global::current;
     pub use crate::ratelimit::{
         Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check,
         rate_limit_check_rendered,
     };
+    pub use crate::scope::refresh;
 
     /// What the expansion of a sync function calls: the blocking driver of
     /// the same core.
@@ -101,11 +101,11 @@ pub mod __private {
             cached_blocking as cached, invalidate_all_blocking as invalidate_all,
             invalidate_blocking as invalidate,
         };
-        pub use crate::scope::refresh_blocking as refresh;
         pub use crate::ratelimit::{
             rate_limit_check_blocking as rate_limit_check,
             rate_limit_check_rendered_blocking as rate_limit_check_rendered,
         };
+        pub use crate::scope::refresh_blocking as refresh;
     }
 }
 

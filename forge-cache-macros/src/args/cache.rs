@@ -90,7 +90,12 @@ impl CacheArgs {
                     }
                     _ => a.ttl = Some(arg.duration()?),
                 },
-                "unless" => a.unless = Some((arg.function("unless", "Vec::is_empty", "|users| users.is_empty()")?, arg.span())),
+                "unless" => {
+                    a.unless = Some((
+                        arg.function("unless", "Vec::is_empty", "|users| users.is_empty()")?,
+                        arg.span(),
+                    ))
+                }
                 "none_ttl" => a.none_ttl = Some((arg.duration()?, arg.span())),
                 "err_ttl" => a.err_ttl = Some((arg.duration()?, arg.span())),
                 "ttl_jitter" => a.ttl_jitter = Some(jitter(arg)?),

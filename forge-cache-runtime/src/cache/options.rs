@@ -127,9 +127,15 @@ mod tests {
 
     #[test]
     fn none_and_errors_get_their_own_ttls() {
-        static SITE: CacheSite = CacheSite::new("p", "f", Some(Duration::from_secs(60)), CacheSite::CACHE_NONE, None)
-            .none_ttl(Duration::from_secs(5))
-            .err_ttl(Duration::from_secs(2));
+        static SITE: CacheSite = CacheSite::new(
+            "p",
+            "f",
+            Some(Duration::from_secs(60)),
+            CacheSite::CACHE_NONE,
+            None,
+        )
+        .none_ttl(Duration::from_secs(5))
+        .err_ttl(Duration::from_secs(2));
         let none: Option<u8> = None;
         let (_, ttl) = decide::<OptionPolicy, _>(&SITE, S(1), &Options::NONE, &none).unwrap();
         assert_eq!(ttl, S(5));
