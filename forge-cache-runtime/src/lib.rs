@@ -37,7 +37,7 @@ pub mod testing;
 
 pub use backend::pool::{ClusterSyncConnection, PooledConnection, SyncConnection};
 pub use backend::raw::AsyncConnection;
-pub use cache::{CacheCounters, CacheStats};
+pub use cache::{CacheCounters, CacheStats, invalidate_tag};
 pub use error::{Error, Result};
 pub use global::{current, global, init};
 pub use health::Health;
@@ -73,6 +73,7 @@ pub mod blocking {
     //! # Ok::<(), forge_cache_runtime::Error>(())
     //! ```
     pub use crate::block::Manager;
+    pub use crate::cache::invalidate_tag_blocking as invalidate_tag;
     pub use crate::global::init_blocking as init;
     pub use crate::lock::BlockingLockGuard as LockGuard;
     pub use crate::scope::bypass_blocking as bypass;
@@ -83,7 +84,7 @@ pub mod blocking {
 pub mod __private {
     pub use crate::cache::{
         CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Options,
-        Output, Policy, ResultErrPolicy, ResultPolicy, ValuePolicy, cached, invalidate,
+        Output, Policy, ResultErrPolicy, ResultPolicy, Tags, ValuePolicy, cached, invalidate,
         invalidate_all,
     };
     pub use crate::error::Result;

@@ -44,6 +44,8 @@ pub(crate) struct CacheArgs {
     pub(crate) ttl_jitter: Option<Jitter>,
     /// `force_refresh = <bool expression over the arguments>`.
     pub(crate) force_refresh: Option<Expr>,
+    /// `tags = ["user:{user_id}", ...]`.
+    pub(crate) tags: Vec<Template>,
 }
 
 /// `ttl_jitter`: a share of the TTL, or a duration.
@@ -73,6 +75,7 @@ const NAMES: Names = Names {
         "err_ttl",
         "ttl_jitter",
         "force_refresh",
+        "tags",
         "crate",
     ],
     renamed: &["lock_wait_ms"],
@@ -100,6 +103,7 @@ impl CacheArgs {
                 "err_ttl" => a.err_ttl = Some((arg.duration()?, arg.span())),
                 "ttl_jitter" => a.ttl_jitter = Some(jitter(arg)?),
                 "force_refresh" => a.force_refresh = Some(arg.value()?.clone()),
+                "tags" => a.tags = tags(arg, &mut template_errors)?,
                 "key_prefix" => a.key_prefix = Some(arg.plain_part()?),
                 "key" => {
                     a.template = Some(Template::from_arg(arg, KeyOf::Cache, &mut template_errors)?)
@@ -201,6 +205,32 @@ fn include_self(arg: &Arg<'_>) -> syn::Result<Ident> {
             "`include` takes `self` once: `include(self)`",
         )),
     }
+}
+
+/// `tags = ["user:{user_id}", "products"]`: templates whose placeholders
+/// name arguments (a tag without one is a constant tag).
+fn tags(arg: &Arg<'_>, errors: &mut Errors) -> syn::Result<Vec<Template>> {
+    let expected = || {
+        arg.error("`tags` expects a list of tag templates, e.g. `tags = [\"user:{user_id}\", \"products\"]`")
+    };
+    let Expr::Array(list) = arg.value()? else {
+        return Err(expected());
+    };
+    if list.elems.is_empty() {
+        return Err(expected());
+    }
+    list.elems
+        .iter()
+        .map(|e| match e {
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(s), ..
+            }) => Ok(Template::parse(s.clone(), KeyOf::Tag, errors)),
+            other => Err(syn::Error::new_spanned(
+                other,
+                "a tag is a string literal, e.g. `\"user:{user_id}\"`",
+            )),
+        })
+        .collect()
 }
 
 /// `ttl_jitter = "10%"` (1 to 99 percent) or a duration.

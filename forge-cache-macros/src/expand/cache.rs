@@ -53,6 +53,9 @@ pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream 
         ));
     }
     check_value_options(&args, &info, kind, &mut errors);
+    for t in &args.tags {
+        t.check(&info, &mut errors);
+    }
     let p = private_path(args.krate.as_ref());
     let name = f.sig.ident.unraw().to_string();
     let companions = Companions {
@@ -207,16 +210,33 @@ fn options(
     } else {
         args.force_refresh.as_ref().map(|e| quote!(#e))
     };
+    let tags = (!args.tags.is_empty()).then(|| {
+        let t = mixed("__forge_cache_tags");
+        let n = args.tags.len();
+        let pushes = args.tags.iter().map(|tag| {
+            let rendered = tag.render(p);
+            quote!(#t.push(#rendered);)
+        });
+        quote!({
+            let mut #t = #p::Tags::with_capacity(#n);
+            #(#pushes)*
+            #t
+        })
+    });
     if args.unless.is_none() && args.ttl_fn.is_none() {
         // Typed by the call: an uncacheable return type is reported there.
-        return match force {
-            None => quote_spanned!(policy.span()=> #p::Options::NONE),
-            Some(force) => quote_spanned!(policy.span()=> #p::Options {
-                force: #force,
-                ..#p::Options::NONE
-            }),
-        };
+        if force.is_none() && tags.is_none() {
+            return quote_spanned!(policy.span()=> #p::Options::NONE);
+        }
+        let force = force.map(|f| quote!(force: #f,));
+        let tags = tags.map(|t| quote!(tags: #t,));
+        return quote_spanned!(policy.span()=> #p::Options {
+            #force
+            #tags
+            ..#p::Options::NONE
+        });
     }
+    let tags = tags.unwrap_or_else(|| quote!(#p::Tags::NONE));
     let some = |f: &Option<(syn::Expr, Span)>| match f {
         Some((e, _)) => quote!(::core::option::Option::Some(#e)),
         None => quote!(::core::option::Option::None),
@@ -229,6 +249,7 @@ fn options(
             unless: #unless,
             ttl: #ttl,
             force: #force,
+            tags: #tags,
         }
     }
 }
@@ -347,7 +368,9 @@ fn site_def(
         }
         None => quote!(::core::option::Option::None),
     };
-    let flags: u8 = u8::from(args.cache_none.is_some()) | (u8::from(args.early_refresh) << 1);
+    let flags: u8 = u8::from(args.cache_none.is_some())
+        | (u8::from(args.early_refresh) << 1)
+        | (u8::from(!args.tags.is_empty()) << 2);
     let refresh = (args.early_refresh || args.stale_ttl.is_some()).then(|| {
         let stale = duration(args.stale_ttl.unwrap_or_default());
         let beta = args.beta.map_or(1.0, |b| b.0);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::policy::{Output, Policy};
 use super::site::CacheSite;
+use super::tags::Tags;
 
 /// What the attribute passes to one cached call besides its key.
 ///
@@ -15,7 +16,7 @@ use super::site::CacheSite;
 /// let opts: Options<Vec<u8>> = Options {
 ///     unless: Some(Vec::is_empty),
 ///     ttl: Some(|v: &Vec<u8>| Duration::from_secs(v.len() as u64)),
-///     force: false,
+///     ..Options::NONE
 /// };
 /// # let _ = opts;
 /// ```
@@ -28,6 +29,8 @@ pub struct Options<V> {
     /// `force_refresh = ...` was true for this call: skip the read,
     /// recompute and store.
     pub force: bool,
+    /// `tags = [...]`, rendered for this call.
+    pub tags: Tags,
 }
 
 impl<V> Options<V> {
@@ -36,6 +39,7 @@ impl<V> Options<V> {
         unless: None,
         ttl: None,
         force: false,
+        tags: Tags::NONE,
     };
 }
 
@@ -116,7 +120,7 @@ mod tests {
         let opts = Options::<Vec<u8>> {
             unless: Some(Vec::is_empty),
             ttl: Some(|v| S(v.len() as u64)),
-            force: false,
+            ..Options::NONE
         };
         let empty: Result<Vec<u8>, ()> = Ok(vec![]);
         assert!(decide::<ResultPolicy, _>(&SITE, S(1), &opts, &empty).is_err());

@@ -70,6 +70,18 @@ impl CacheSite {
     /// Flag: probabilistic early recomputation (`early_refresh = true`).
     pub const EARLY_REFRESH: u8 = 2;
 
+    /// Flag: entries record the versions of their tags (`tags = [...]`).
+    pub const TAGGED: u8 = 4;
+
+    pub(crate) fn tagged(&self) -> bool {
+        self.flags & Self::TAGGED != 0
+    }
+
+    /// Whether stored values are wrapped (see `envelope`).
+    pub(crate) fn wrapped(&self) -> bool {
+        self.flags & (Self::EARLY_REFRESH | Self::TAGGED) != 0
+    }
+
     /// Sets `stale_ttl` (how long an expired value is still served while
     /// one caller refreshes it) and the XFetch `beta`.
     pub const fn refresh(mut self, stale: Duration, beta: f64) -> Self {
@@ -354,6 +366,11 @@ impl KeyTemplate {
     /// The rendered key.
     pub(crate) fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The rendered key, owned.
+    pub(crate) fn into_string(self) -> String {
+        self.0
     }
 }
 
