@@ -18,6 +18,7 @@ mod counter;
 mod drive;
 mod error;
 mod flight;
+mod format;
 pub mod glob;
 mod global;
 mod health;
@@ -39,6 +40,7 @@ pub use backend::pool::{ClusterSyncConnection, PooledConnection, SyncConnection}
 pub use backend::raw::AsyncConnection;
 pub use cache::{CacheCounters, CacheStats, invalidate_tag};
 pub use error::{Error, Result};
+pub use format::Format;
 pub use global::{current, global, init};
 pub use health::Health;
 pub use info::{MemoryInfo, NodeMemory};
@@ -88,12 +90,17 @@ pub mod __private {
         invalidate_all,
     };
     pub use crate::error::Result;
+    pub use crate::format::Format;
     pub use crate::global::current;
     pub use crate::ratelimit::{
         Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check,
         rate_limit_check_rendered,
     };
     pub use crate::scope::refresh;
+    pub use crate::{
+        __forge_cache_format_msgpack as format_msgpack,
+        __forge_cache_format_postcard as format_postcard,
+    };
 
     /// What the expansion of a sync function calls: the blocking driver of
     /// the same core.

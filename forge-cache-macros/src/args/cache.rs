@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
+use syn::spanned::Spanned;
 use syn::{Expr, Ident, Lit, Path};
 
 use super::{Arg, Names, parse_args};
@@ -46,6 +47,16 @@ pub(crate) struct CacheArgs {
     pub(crate) force_refresh: Option<Expr>,
     /// `tags = ["user:{user_id}", ...]`.
     pub(crate) tags: Vec<Template>,
+    /// `format = "json" | "msgpack" | "postcard"`, with the value's span.
+    pub(crate) format: Option<(StoredFormat, Span)>,
+}
+
+/// `format = "..."`.
+#[derive(Clone, Copy)]
+pub(crate) enum StoredFormat {
+    Json,
+    MessagePack,
+    Postcard,
 }
 
 /// `ttl_jitter`: a share of the TTL, or a duration.
@@ -76,6 +87,7 @@ const NAMES: Names = Names {
         "ttl_jitter",
         "force_refresh",
         "tags",
+        "format",
         "crate",
     ],
     renamed: &["lock_wait_ms"],
@@ -104,6 +116,17 @@ impl CacheArgs {
                 "ttl_jitter" => a.ttl_jitter = Some(jitter(arg)?),
                 "force_refresh" => a.force_refresh = Some(arg.value()?.clone()),
                 "tags" => a.tags = tags(arg, &mut template_errors)?,
+                "format" => {
+                    let f = arg.choice(
+                        &[
+                            ("json", StoredFormat::Json),
+                            ("msgpack", StoredFormat::MessagePack),
+                            ("postcard", StoredFormat::Postcard),
+                        ],
+                        "\"json\" (the default), \"msgpack\" (feature `msgpack`) or \"postcard\" (feature `postcard`)",
+                    )?;
+                    a.format = Some((f, arg.value()?.span()));
+                }
                 "key_prefix" => a.key_prefix = Some(arg.plain_part()?),
                 "key" => {
                     a.template = Some(Template::from_arg(arg, KeyOf::Cache, &mut template_errors)?)

@@ -7,7 +7,7 @@ mod cache;
 mod duration;
 mod rate_limit;
 
-pub(crate) use cache::{CacheArgs, Jitter};
+pub(crate) use cache::{CacheArgs, Jitter, StoredFormat};
 pub(crate) use rate_limit::{Algorithm, RateArgs};
 
 use proc_macro2::{Span, TokenStream};

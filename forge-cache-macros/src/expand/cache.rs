@@ -9,7 +9,7 @@ use syn::ext::IdentExt;
 use syn::{Ident, ItemFn};
 
 use super::{as_written, duration, function, mixed, private_path, private_path_at};
-use crate::args::{CacheArgs, Jitter};
+use crate::args::{CacheArgs, Jitter, StoredFormat};
 use crate::errors::Errors;
 use crate::item::{FnInfo, ReturnKind, plain_pattern, split_attrs};
 use crate::template::{Part, Template, list};
@@ -399,9 +399,14 @@ fn site_def(
             quote!(.jitter_upto(#d))
         }
     });
+    let format = args.format.map(|(f, span)| match f {
+        StoredFormat::Json => quote_spanned!(span=> .format(#p::Format::Json)),
+        StoredFormat::MessagePack => quote_spanned!(span=> .format(#p::format_msgpack!())),
+        StoredFormat::Postcard => quote_spanned!(span=> .format(#p::format_postcard!())),
+    });
     quote! {
         static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern)
-            #refresh #lock #version #none_ttl #err_ttl #jitter;
+            #refresh #lock #version #none_ttl #err_ttl #jitter #format;
     }
 }
 

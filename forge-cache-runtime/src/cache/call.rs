@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ::redis::Value;
 use serde::de::DeserializeOwned;
 
-use super::envelope::EnvelopeRef;
+use super::envelope::encode_stored;
 use super::options::{Options, decide};
 use super::policy::{Output, Policy};
 use super::read::{Read, Waited, event, failed, fetch, filled_meanwhile, read, waited};
@@ -43,17 +43,9 @@ fn encode<P: Policy<R>, R>(
             return None;
         }
     };
-    let bytes = if site.wrapped() {
-        let d = site.early_refresh().then(|| took.as_millis().max(1) as u64);
-        manager.encode_checked(&EnvelopeRef {
-            v: stored,
-            d,
-            t: versions,
-        })
-    } else {
-        manager.encode_checked(stored)
-    };
-    match bytes {
+    let took_ms = site.early_refresh().then(|| took.as_millis().max(1) as u64);
+    let codec = site.codec(manager.settings());
+    match encode_stored(&codec, site.wrapped(), stored, took_ms, versions) {
         Ok(bytes) => Some((bytes, ttl)),
         Err(e) => {
             failed(
@@ -333,6 +325,7 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
         });
     }
     let generation = manager.state::<Flights>().generation(&key);
+    let codec = site.codec(manager.settings());
     let (reply, tags_now) = fetch(site, drive, &key, &tag_keys).await;
     let (mut backend_ok, mut stale) = match read::<S>(site, manager, reply, &tags_now) {
         Read::Hit(v) => return Before::Serve(v),
@@ -358,7 +351,7 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
         loop {
             match manager.state::<Flights>().join(&key) {
                 Join::Lead(leader) => break Role::Lead(leader),
-                Join::Wait(flight) => match waited(site, drive.wait(&flight).await) {
+                Join::Wait(flight) => match waited(site, &codec, drive.wait(&flight).await) {
                     Waited::Value(v) => return Before::Serve(v),
                     Waited::Alone => break Role::Alone,
                     Waited::Retry => {}
@@ -379,7 +372,7 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
         backend_ok && stale.is_none(),
     ) {
         let reply = drive.exec(Op::Get(&key)).await;
-        if let Some(v) = filled_meanwhile(site, leader, reply, &versions) {
+        if let Some(v) = filled_meanwhile(site, &codec, leader, reply, &versions) {
             return Before::Serve(v);
         }
     }
@@ -391,7 +384,7 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
                 lock_taken(site, asked);
                 // Another process may have stored the value while we waited.
                 let reply = drive.exec(Op::Get(&key)).await;
-                if let Some(v) = filled_meanwhile(site, leader, reply, &versions) {
+                if let Some(v) = filled_meanwhile(site, &codec, leader, reply, &versions) {
                     crate::lock::unlock(drive, g).await;
                     return Before::Serve(v);
                 }

@@ -16,6 +16,7 @@ use crate::backend::Op;
 use crate::drive::Drive;
 use crate::error::{Chain, Error, Result};
 use crate::flight::{Leader, State};
+use crate::format::Codec;
 use crate::manager::CacheManager;
 
 /// What a read found.
@@ -62,7 +63,7 @@ pub(super) fn read<S: DeserializeOwned>(
         value,
         took_ms: delta_ms,
         tags: recorded,
-    } = match decode_stored(&bytes, site.wrapped()) {
+    } = match decode_stored(&site.codec(manager.settings()), &bytes, site.wrapped()) {
         Ok(v) => v,
         Err(e) => {
             count(site, Event::Error);
@@ -140,9 +141,13 @@ pub(super) enum Waited<S> {
     Retry,
 }
 
-pub(super) fn waited<S: DeserializeOwned>(site: &'static CacheSite, state: State) -> Waited<S> {
+pub(super) fn waited<S: DeserializeOwned>(
+    site: &'static CacheSite,
+    codec: &Codec,
+    state: State,
+) -> Waited<S> {
     match state {
-        State::Done(Some(bytes)) => match decode_stored::<S>(&bytes, site.wrapped()) {
+        State::Done(Some(bytes)) => match decode_stored::<S>(codec, &bytes, site.wrapped()) {
             Ok(Decoded { value: v, .. }) => {
                 event(
                     site,
@@ -158,10 +163,12 @@ pub(super) fn waited<S: DeserializeOwned>(site: &'static CacheSite, state: State
     }
 }
 
-/// `versions`: those of the call's tags, which a tagged entry must have
-/// recorded.
+/// The value another call stored between this leader's read and now (read
+/// again in `reply`), also handed to this process's waiters. A tagged entry
+/// must have recorded `versions`, those of the call's tags.
 pub(super) fn filled_meanwhile<S: DeserializeOwned>(
     site: &'static CacheSite,
+    codec: &Codec,
     leader: &mut Leader<'_>,
     reply: Result<Value>,
     versions: &[String],
@@ -169,7 +176,7 @@ pub(super) fn filled_meanwhile<S: DeserializeOwned>(
     let Ok(Value::BulkString(bytes)) = reply else {
         return None;
     };
-    let Decoded { value: v, tags, .. } = decode_stored(&bytes, site.wrapped()).ok()?;
+    let Decoded { value: v, tags, .. } = decode_stored(codec, &bytes, site.wrapped()).ok()?;
     if tags != versions {
         return None;
     }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::options::Jitter;
 use super::stats::Counters;
+use crate::format::{Codec, Format};
 use crate::glob;
 use crate::key::{ArgsHasher, hex_digest, join_key, push_bounded_component};
 
@@ -33,6 +34,7 @@ pub struct CacheSite {
     none_ttl: Option<Duration>,
     err_ttl: Option<Duration>,
     jitter: Jitter,
+    format: Option<Format>,
     pub(crate) counters: Counters,
 }
 
@@ -63,6 +65,7 @@ impl CacheSite {
             none_ttl: None,
             err_ttl: None,
             jitter: Jitter::None,
+            format: None,
             counters: Counters::new(),
         }
     }
@@ -134,6 +137,17 @@ impl CacheSite {
     pub const fn jitter_upto(mut self, most: Duration) -> Self {
         self.jitter = Jitter::Upto(most);
         self
+    }
+
+    /// `format = "..."`: this function's format, instead of the default.
+    pub const fn format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// How this function's values are written.
+    pub(crate) fn codec(&self, settings: &crate::settings::RedisSettings) -> Codec {
+        settings.codec(self.format)
     }
 
     pub(crate) fn ttl_of_none(&self) -> Option<Duration> {
