@@ -143,6 +143,33 @@ impl Codec {
     }
 }
 
+/// A value as `#[cache_result]` stores it in `format`, compressed above
+/// `compress_above` bytes: for the benchmark suite.
+#[doc(hidden)]
+pub fn encode_as<T: Serialize + ?Sized>(
+    format: Format,
+    compress_above: Option<usize>,
+    value: &T,
+) -> Result<Vec<u8>> {
+    Codec {
+        format,
+        compress_above,
+        max_bytes: usize::MAX,
+    }
+    .encode(value)
+}
+
+/// Decodes what [`encode_as`] wrote: for the benchmark suite.
+#[doc(hidden)]
+pub fn decode_as<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T> {
+    Codec {
+        format,
+        compress_above: None,
+        max_bytes: 64 << 20,
+    }
+    .decode(bytes)
+}
+
 fn with_header(format: Format, compression: u8, payload: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 3);
     out.extend_from_slice(&[MAGIC, format.byte(), compression]);
@@ -242,50 +269,6 @@ fn decompress(format: Format, payload: &[u8], max_bytes: usize) -> Result<Vec<u8
             expected: "uncompressed (this build lacks the `zstd` feature)",
         })
     }
-}
-
-/// `format = "msgpack"` in generated code: the format, or a compile error
-/// naming the feature it needs.
-#[doc(hidden)]
-#[macro_export]
-#[cfg(feature = "msgpack")]
-macro_rules! __forge_cache_format_msgpack {
-    () => {
-        $crate::Format::MessagePack
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-#[cfg(not(feature = "msgpack"))]
-macro_rules! __forge_cache_format_msgpack {
-    () => {
-        ::core::compile_error!(
-            "`format = \"msgpack\"` needs the `msgpack` feature of forge-cache: `forge-cache = { version = \"...\", features = [\"msgpack\"] }`"
-        )
-    };
-}
-
-/// `format = "postcard"` in generated code: the format, or a compile error
-/// naming the feature it needs.
-#[doc(hidden)]
-#[macro_export]
-#[cfg(feature = "postcard")]
-macro_rules! __forge_cache_format_postcard {
-    () => {
-        $crate::Format::Postcard
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-#[cfg(not(feature = "postcard"))]
-macro_rules! __forge_cache_format_postcard {
-    () => {
-        ::core::compile_error!(
-            "`format = \"postcard\"` needs the `postcard` feature of forge-cache: `forge-cache = { version = \"...\", features = [\"postcard\"] }`"
-        )
-    };
 }
 
 #[cfg(test)]

@@ -82,6 +82,50 @@ pub mod blocking {
     pub use crate::session::BlockingSessions as Sessions;
 }
 
+/// `format = "msgpack"` in generated code: the format, or a compile error
+/// naming the feature it needs.
+#[doc(hidden)]
+#[macro_export]
+#[cfg(feature = "msgpack")]
+macro_rules! __forge_cache_format_msgpack {
+    () => {
+        $crate::__private::Format::MessagePack
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+#[cfg(not(feature = "msgpack"))]
+macro_rules! __forge_cache_format_msgpack {
+    () => {
+        ::core::compile_error!(
+            "`format = \"msgpack\"` needs the `msgpack` feature of forge-cache: `forge-cache = { version = \"...\", features = [\"msgpack\"] }`"
+        )
+    };
+}
+
+/// `format = "postcard"` in generated code: the format, or a compile error
+/// naming the feature it needs.
+#[doc(hidden)]
+#[macro_export]
+#[cfg(feature = "postcard")]
+macro_rules! __forge_cache_format_postcard {
+    () => {
+        $crate::__private::Format::Postcard
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+#[cfg(not(feature = "postcard"))]
+macro_rules! __forge_cache_format_postcard {
+    () => {
+        ::core::compile_error!(
+            "`format = \"postcard\"` needs the `postcard` feature of forge-cache: `forge-cache = { version = \"...\", features = [\"postcard\"] }`"
+        )
+    };
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::{
@@ -90,7 +134,7 @@ pub mod __private {
         invalidate_all,
     };
     pub use crate::error::Result;
-    pub use crate::format::Format;
+    pub use crate::format::{Format, decode_as, encode_as};
     pub use crate::global::current;
     pub use crate::ratelimit::{
         Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check,
