@@ -36,8 +36,9 @@ use crate::settings::RedisSettings;
 /// A fresh manager on its own in-memory backend.
 ///
 /// ```
+/// use forge_cache_runtime::BackendKind;
 /// let cache = forge_cache_runtime::testing::manager();
-/// assert!(cache.is_local());
+/// assert_eq!(cache.settings().backend_kind(), BackendKind::Memory);
 /// ```
 pub fn manager() -> CacheManager {
     // The in-memory settings are valid by construction.
