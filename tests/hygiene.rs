@@ -32,6 +32,19 @@ pub fn lookup_sync(__forge_key_template: u32) -> Option<u32> {
     Option::Some(__forge_key_template)
 }
 
+/// Every per-call option, with arguments named like the generated locals.
+#[cache_result(
+    ttl = |_| std::time::Duration::from_secs(5),
+    key_prefix = "hygiene",
+    tags = ["hygiene:{__forge_cache_tags}"],
+    unless = |v| *v == 0,
+    force_refresh = __forge_cache_options,
+    skip(__forge_cache_options)
+)]
+pub async fn optioned(__forge_cache_tags: u32, __forge_cache_options: bool) -> Result<u32> {
+    Ok(__forge_cache_tags)
+}
+
 /// A type with cached methods.
 #[derive(serde::Serialize)]
 pub struct Repo;
@@ -90,6 +103,9 @@ async fn expansions_ignore_what_is_in_scope() {
         assert_eq!(Repo.find(4).await, 4);
         assert!(lookup_invalidate(1, 2).await.unwrap());
         assert_eq!(Repo::find_invalidate_all().await.unwrap(), 1);
+        assert_eq!(optioned(7, false).await, Ok(7));
+        assert_eq!(optioned_refresh(7, true).await, Ok(7));
+        assert!(forge_cache::invalidate_tag("hygiene:7").await.unwrap());
     })
     .await;
     m.blocking().scope(|| {

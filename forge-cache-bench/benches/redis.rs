@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `BENCH_OPS` sets operations per round (default 20000); `BENCH_ONLY=hit`
-//! runs only the workloads whose name contains `hit`.
+//! runs only the workloads whose name contains `hit` (`BENCH_ONLY=format`:
+//! the formats table alone).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,11 @@ fn product(id: u64) -> Product {
 
 #[cache_result(ttl = 3600, key_prefix = "bench")]
 async fn cached_product(id: u64) -> Product {
+    product(id)
+}
+
+#[cache_result(ttl = 3600, key_prefix = "bench_tagged", tags = ["product:{id}", "catalog"])]
+async fn cached_product_tagged(id: u64) -> Product {
     product(id)
 }
 
@@ -206,6 +212,10 @@ fn main() {
         ops
     );
     print_table(&rows);
+    if std::env::var("BENCH_ONLY").map_or(true, |o| "format".contains(o.as_str()) || o == "format")
+    {
+        formats(ops);
+    }
     println!();
     for (name, n) in allocs {
         println!("- allocations per call, {name}: {n:.2}");
@@ -306,6 +316,7 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
         .await
         .unwrap();
     cached_crate_product(1).await.unwrap();
+    cached_product_tagged(1).await;
     let memory = CacheManager::new(RedisSettings::memory()).unwrap();
     memory.scope(cached_product(1)).await;
 
@@ -334,6 +345,19 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
                         .unwrap();
                     std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
                 }
+            },
+        )
+        .await;
+
+        b.pair(
+            "tagged cache hit (2 tags)",
+            conc,
+            |_| async {
+                std::hint::black_box(cached_product_tagged(1).await);
+            },
+            "untagged cache hit",
+            |_| async {
+                std::hint::black_box(cached_product(1).await);
             },
         )
         .await;
@@ -518,4 +542,76 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
         (allocations() - before) as f64 / n as f64,
     ));
     (b.rows, allocs)
+}
+
+/// Formats: bytes stored, encode and decode time per value, for a ~200 B
+/// and a ~20 kB value, each format against plain JSON (serde_json) in the
+/// same run. No server involved: this is the CPU a hit and a miss spend on
+/// the value.
+fn formats(ops: usize) {
+    use forge_cache::__private::{decode_as, encode_as};
+    use forge_cache::Format;
+    use std::time::Instant;
+
+    let small = product(1);
+    let large: Vec<Product> = (0..100).map(product).collect();
+    let n = (ops / 10).max(200);
+    println!("\nformats: median of {ROUNDS} rounds of {n} encodes and {n} decodes\n");
+    println!("| value | format | bytes stored | encode | decode | encode ratio | decode ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    fn time<F: FnMut()>(n: usize, mut f: F) -> f64 {
+        let mut rounds: Vec<f64> = (0..ROUNDS)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    f();
+                }
+                t.elapsed().as_nanos() as f64 / n as f64
+            })
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        rounds[ROUNDS / 2]
+    }
+    fn row<T: Serialize + serde::de::DeserializeOwned>(label: &str, value: &T, n: usize) {
+        let json_enc = time(n, || {
+            std::hint::black_box(serde_json::to_vec(value).unwrap());
+        });
+        let json_bytes = serde_json::to_vec(value).unwrap();
+        let json_dec = time(n, || {
+            std::hint::black_box(serde_json::from_slice::<T>(&json_bytes).unwrap());
+        });
+        println!(
+            "| {label} | serde_json (reference) | {} | {:.2} µs | {:.2} µs | | |",
+            json_bytes.len(),
+            json_enc / 1000.0,
+            json_dec / 1000.0
+        );
+        for (name, format, compress) in [
+            ("json", Format::Json, None),
+            ("msgpack", Format::MessagePack, None),
+            ("postcard", Format::Postcard, None),
+            ("json + zstd", Format::Json, Some(0)),
+            ("msgpack + zstd", Format::MessagePack, Some(0)),
+            ("postcard + zstd", Format::Postcard, Some(0)),
+        ] {
+            let bytes = encode_as(format, compress, value).unwrap();
+            let enc = time(n, || {
+                std::hint::black_box(encode_as(format, compress, value).unwrap());
+            });
+            let dec = time(n, || {
+                std::hint::black_box(decode_as::<T>(format, &bytes).unwrap());
+            });
+            println!(
+                "| {label} | {name} | {} | {:.2} µs | {:.2} µs | {:.2}x | {:.2}x |",
+                bytes.len(),
+                enc / 1000.0,
+                dec / 1000.0,
+                json_enc / enc,
+                json_dec / dec
+            );
+        }
+    }
+    row("~200 B (one product)", &small, n);
+    row("~20 kB (100 products)", &large, n / 10);
+    println!("\n(ratios: serde_json time / this time; above 1 is faster than JSON)");
 }

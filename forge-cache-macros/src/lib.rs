@@ -47,7 +47,115 @@ use proc_macro::TokenStream;
 /// | `lock = true` | `false` | on a miss, one caller across processes computes while the others wait for it |
 /// | `lock_wait = "500ms"` | `3` (s) | bound of that wait; needs `lock` |
 /// | `version = 2` | none | a key segment `v2`: bump it when the stored type changes, so no caller reads the old entries (see [Versions](#versions)) |
+/// | `unless = Vec::is_empty` | none | a function of the value: when it returns `true`, the value is returned but not stored (see [Conditional caching](#conditional-caching)) |
+/// | `ttl = \|t\| t.expires_in()` | | instead of a duration, the TTL computed from the value (zero: not stored) |
+/// | `none_ttl = "30s"` | `ttl` | the TTL of a stored `None`; needs `cache_none` |
+/// | `err_ttl = "10s"` | not stored | store `Err` values for this long (`E` must be `Serialize` and `Deserialize`) |
+/// | `ttl_jitter = "10%"`, `ttl_jitter = "30s"` | none | take up to this much (at most half) off each TTL at random |
+/// | `tags = ["user:{user_id}"]` | none | tag templates; `invalidate_tag("user:42")` drops every entry under a tag (see [Tags](#tags)) |
+/// | `force_refresh = fresh` | `false` | a `bool` expression over the arguments: when true, skip the read, recompute and store (see [Bypass and refresh](#bypass-and-refresh)) |
+/// | `format = "msgpack"` | `REDIS_CACHE_FORMAT` (`"json"`) | `"json"`, `"msgpack"` or `"postcard"` (the last two need the feature of the same name; see [Formats](#formats)) |
 /// | `crate = "::forge_cache"` | `::forge_cache` | where the forge-cache crate is |
+///
+/// # Conditional caching
+///
+/// `unless` and a `ttl` function take a closure or the path of a function,
+/// given the value that would be stored by reference: the `Ok` of a
+/// `Result`, the `Some` of an `Option`, the whole value otherwise.
+/// `none_ttl` and `err_ttl` give misses and errors their own, shorter TTLs
+/// (negative caching). `ttl_jitter` only ever shortens a TTL, so no entry
+/// outlives its `ttl`; it is off by default, so TTLs stay predictable.
+///
+/// ```
+/// use std::time::Duration;
+/// use forge_cache::cache_result;
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Hit;
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Token { secs: u64 }
+///
+/// // An empty result is returned, not stored.
+/// #[cache_result(ttl = "10m", unless = Vec::is_empty)]
+/// async fn search(q: String) -> Result<Vec<Hit>, String> {
+/// #   let _ = q;
+///     Ok(vec![])
+/// }
+///
+/// // The token says how long it is good for.
+/// #[cache_result(key = "token:{client}", ttl = |t: &Token| Duration::from_secs(t.secs))]
+/// async fn token(client: u64) -> Result<Token, String> {
+/// #   let _ = client;
+///     Ok(Token { secs: 300 })
+/// }
+///
+/// // Unknown ids are remembered for 30 s, upstream errors for 5 s.
+/// #[cache_result(ttl = "1h", cache_none = true, none_ttl = "30s", ttl_jitter = "10%")]
+/// async fn find(id: u64) -> Option<String> {
+///     (id > 0).then(|| format!("item {id}"))
+/// }
+///
+/// #[cache_result(ttl = "1h", err_ttl = "5s")]
+/// async fn price(id: u64) -> Result<u64, String> {
+///     Ok(id * 100)
+/// }
+/// ```
+///
+/// # Tags
+///
+/// `tags = [...]` are templates like `key` (a tag without placeholders is
+/// a constant tag). `forge_cache::invalidate_tag("user:42")` drops every
+/// entry written under that tag, whatever its function and arguments, with
+/// one `UNLINK`: each tag has a version, entries record the versions they
+/// were computed under, and a hit reads the entry and the versions in one
+/// `MGET`. An invalidation during a computation is never lost.
+///
+/// ```
+/// use forge_cache::cache_result;
+///
+/// #[cache_result(ttl = "1h", tags = ["user:{user_id}", "org:{org_id}"])]
+/// async fn dashboard(user_id: u64, org_id: u64) -> String {
+///     format!("{user_id}@{org_id}")
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> forge_cache::Result<()> {
+/// dashboard(42, 7).await;
+/// forge_cache::invalidate_tag("user:42").await?; // every entry of user 42
+/// # Ok(()) }
+/// ```
+///
+/// # Bypass and refresh
+///
+/// `<name>_refresh(<the function's arguments>)` is generated next to the
+/// function: it runs the function without reading the cache and stores the
+/// result. `force_refresh = <expr>` does the same for calls where the
+/// expression (over the arguments) is true. `forge_cache::bypass(fut)` runs
+/// code with every cached function uncached.
+///
+/// ```
+/// use forge_cache::cache_result;
+///
+/// #[cache_result(ttl = "1h", key = "stock:{sku}", force_refresh = fresh, skip(fresh))]
+/// async fn stock(sku: u64, fresh: bool) -> u64 {
+///     sku % 7
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// stock(1, false).await; // from the cache when present
+/// stock(1, true).await; // recomputed and stored
+/// stock_refresh(1, false).await; // the same, from an admin button
+/// forge_cache::bypass(stock(1, false)).await; // neither read nor stored
+/// # }
+/// ```
+///
+/// # Formats
+///
+/// Values are JSON by default, readable by any service. `format =
+/// "msgpack"` (MessagePack, self-describing) and `format = "postcard"`
+/// (compact, Rust only, not self-describing) need the features of the same
+/// names; `REDIS_CACHE_FORMAT` sets the default and `REDIS_COMPRESS_ABOVE`
+/// compresses large values with zstd (feature `zstd`). A non-JSON value
+/// starts with a header naming its format, so a reader configured
+/// differently takes it as a miss, never as garbage.
 ///
 /// # Versions
 ///
@@ -213,8 +321,9 @@ use proc_macro::TokenStream;
 ///
 /// # Invalidation
 ///
-/// Two functions are generated next to the cached one, with the same
-/// visibility (associated functions for methods), async if it is async:
+/// Besides `<name>_refresh`, two functions are generated next to the cached
+/// one, with the same visibility (associated functions for methods), async
+/// if it is async:
 ///
 /// - `<name>_invalidate(<key arguments>) -> forge_cache::Result<bool>`
 ///   removes the entry of one call (the arguments are those that make up the

@@ -23,6 +23,7 @@ pub(crate) enum Part {
 pub(crate) struct Template {
     pub(crate) lit: LitStr,
     pub(crate) parts: Vec<Part>,
+    pub(crate) of: KeyOf,
 }
 
 /// Which attribute a template keys, for the messages.
@@ -30,6 +31,18 @@ pub(crate) struct Template {
 pub(crate) enum KeyOf {
     Cache,
     RateLimit,
+    /// A tag of `#[cache_result(tags = [...])]`: may have no placeholder.
+    Tag,
+}
+
+impl KeyOf {
+    /// What the template is, in messages.
+    fn noun(self) -> &'static str {
+        match self {
+            KeyOf::Cache | KeyOf::RateLimit => "key template",
+            KeyOf::Tag => "tag",
+        }
+    }
 }
 
 impl Template {
@@ -53,9 +66,9 @@ impl Template {
         }
     }
 
-    fn parse(lit: LitStr, of: KeyOf, errors: &mut Errors) -> Self {
+    pub(crate) fn parse(lit: LitStr, of: KeyOf, errors: &mut Errors) -> Self {
         let span = lit.span();
-        let err = |msg: &str| syn::Error::new(span, format!("invalid key template: {msg}"));
+        let err = |msg: &str| syn::Error::new(span, format!("invalid {}: {msg}", of.noun()));
         let text = lit.value();
         let mut parts = Vec::new();
         let mut rest = text.as_str();
@@ -94,13 +107,13 @@ impl Template {
                 }
             }
         }
-        let template = Template { lit, parts };
-        if template.heads().next().is_none() {
+        let template = Template { lit, parts, of };
+        if template.heads().next().is_none() && !matches!(of, KeyOf::Tag) {
             errors.push(err(match of {
                 KeyOf::Cache => {
                     "it has no `{argument}` placeholder, so every call would share one entry"
                 }
-                KeyOf::RateLimit => {
+                KeyOf::RateLimit | KeyOf::Tag => {
                     "it has no `{argument}` placeholder, so every call would count against one budget: for that, leave `key` out"
                 }
             }));
@@ -134,14 +147,18 @@ impl Template {
                 if info.receiver.is_none() {
                     errors.push(syn::Error::new(
                         self.lit.span(),
-                        "the key template names `self`, but this function has no `self` receiver",
+                        format!(
+                            "the {} names `self`, but this function has no `self` receiver",
+                            self.of.noun()
+                        ),
                     ));
                 }
             } else if !bindings.iter().any(|b| *b == head) {
                 errors.push(syn::Error::new(
                     self.lit.span(),
                     format!(
-                        "the key template names `{{{}}}`, but `{head}` is not an argument of this function; {}",
+                        "the {} names `{{{}}}`, but `{head}` is not an argument of this function; {}",
+                        self.of.noun(),
                         path.join("."),
                         list(&bindings)
                     ),

@@ -108,6 +108,27 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("random number generator failed: {0}")]
     Random(String),
+    /// A cached value could not be encoded in, or decoded from, a binary
+    /// format (`msgpack`, `postcard`) or its compression. The message never
+    /// quotes the value; [`source()`](std::error::Error::source) has the
+    /// codec's own error, which can.
+    #[error("could not {op} a cached value as {format}")]
+    Codec {
+        /// `"encode"`, `"decode"`, `"compress"` or `"decompress"`.
+        op: &'static str,
+        /// The format, e.g. `"msgpack"`.
+        format: &'static str,
+        /// The codec's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value is in another format (or compression) than this
+    /// reader is configured for: it is a miss, and is overwritten.
+    #[error("the stored value is not {expected} (written with another format or compression)")]
+    OtherFormat {
+        /// What this reader expected, e.g. `"msgpack"`.
+        expected: &'static str,
+    },
     /// An unexpected reply shape from the backend.
     #[error("unexpected reply from backend: {0}")]
     Protocol(String),

@@ -18,6 +18,7 @@ mod counter;
 mod drive;
 mod error;
 mod flight;
+mod format;
 pub mod glob;
 mod global;
 mod health;
@@ -28,21 +29,25 @@ mod manager;
 mod ops;
 mod random;
 mod ratelimit;
+mod scope;
 mod secret;
 mod session;
 mod settings;
 mod telemetry;
+pub mod testing;
 
 pub use backend::pool::{ClusterSyncConnection, PooledConnection, SyncConnection};
 pub use backend::raw::AsyncConnection;
-pub use cache::{CacheCounters, CacheStats};
+pub use cache::{CacheCounters, CacheStats, invalidate_tag};
 pub use error::{Error, Result};
+pub use format::Format;
 pub use global::{current, global, init};
 pub use health::Health;
 pub use info::{MemoryInfo, NodeMemory};
 pub use lock::LockGuard;
 pub use manager::CacheManager;
 pub use ratelimit::{Algorithm, Decision, OnError, RateLimit, RateLimitExceeded};
+pub use scope::{Scoped, bypass};
 pub use secret::{Secret, redact_url};
 pub use session::{DEFAULT_SESSION_TTL, SessionStore};
 pub use settings::{BackendKind, RedisSettings, RedisSettingsBuilder};
@@ -70,22 +75,75 @@ pub mod blocking {
     //! # Ok::<(), forge_cache_runtime::Error>(())
     //! ```
     pub use crate::block::Manager;
+    pub use crate::cache::invalidate_tag_blocking as invalidate_tag;
     pub use crate::global::init_blocking as init;
     pub use crate::lock::BlockingLockGuard as LockGuard;
+    pub use crate::scope::bypass_blocking as bypass;
     pub use crate::session::BlockingSessions as Sessions;
+}
+
+/// `format = "msgpack"` in generated code: the format, or a compile error
+/// naming the feature it needs.
+#[doc(hidden)]
+#[macro_export]
+#[cfg(feature = "msgpack")]
+macro_rules! __forge_cache_format_msgpack {
+    () => {
+        $crate::__private::Format::MessagePack
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+#[cfg(not(feature = "msgpack"))]
+macro_rules! __forge_cache_format_msgpack {
+    () => {
+        ::core::compile_error!(
+            "`format = \"msgpack\"` needs the `msgpack` feature of forge-cache: `forge-cache = { version = \"...\", features = [\"msgpack\"] }`"
+        )
+    };
+}
+
+/// `format = "postcard"` in generated code: the format, or a compile error
+/// naming the feature it needs.
+#[doc(hidden)]
+#[macro_export]
+#[cfg(feature = "postcard")]
+macro_rules! __forge_cache_format_postcard {
+    () => {
+        $crate::__private::Format::Postcard
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+#[cfg(not(feature = "postcard"))]
+macro_rules! __forge_cache_format_postcard {
+    () => {
+        ::core::compile_error!(
+            "`format = \"postcard\"` needs the `postcard` feature of forge-cache: `forge-cache = { version = \"...\", features = [\"postcard\"] }`"
+        )
+    };
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::{
-        CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Policy,
-        ResultPolicy, ValuePolicy, cached, invalidate, invalidate_all,
+        CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Options,
+        Output, Policy, ResultErrPolicy, ResultPolicy, Tags, ValuePolicy, cached, invalidate,
+        invalidate_all,
     };
     pub use crate::error::Result;
+    pub use crate::format::{Format, decode_as, encode_as};
     pub use crate::global::current;
     pub use crate::ratelimit::{
         Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check,
         rate_limit_check_rendered,
+    };
+    pub use crate::scope::refresh;
+    pub use crate::{
+        __forge_cache_format_msgpack as format_msgpack,
+        __forge_cache_format_postcard as format_postcard,
     };
 
     /// What the expansion of a sync function calls: the blocking driver of
@@ -99,6 +157,7 @@ pub mod __private {
             rate_limit_check_blocking as rate_limit_check,
             rate_limit_check_rendered_blocking as rate_limit_check_rendered,
         };
+        pub use crate::scope::refresh_blocking as refresh;
     }
 }
 

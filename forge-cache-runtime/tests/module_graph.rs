@@ -13,6 +13,7 @@ const FOUNDATION: &[&str] = &[
     "cluster_url",
     "codec",
     "error",
+    "format",
     "glob",
     "info",
     "key",

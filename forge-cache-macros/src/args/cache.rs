@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
-use syn::{Ident, Lit, Path};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Lit, Path};
 
 use super::{Arg, Names, parse_args};
 use crate::errors::Errors;
@@ -33,6 +34,36 @@ pub(crate) struct CacheArgs {
     pub(crate) lock_wait: Option<(Duration, Span)>,
     /// `version = N`, with the name's span.
     pub(crate) version: Option<(u64, Span)>,
+    /// `unless = <fn or closure over the value>`, with the name's span.
+    pub(crate) unless: Option<(Expr, Span)>,
+    /// `ttl = <fn or closure over the value>`, with the name's span.
+    pub(crate) ttl_fn: Option<(Expr, Span)>,
+    /// `none_ttl`, with the name's span.
+    pub(crate) none_ttl: Option<(Duration, Span)>,
+    /// `err_ttl`, with the name's span.
+    pub(crate) err_ttl: Option<(Duration, Span)>,
+    pub(crate) ttl_jitter: Option<Jitter>,
+    /// `force_refresh = <bool expression over the arguments>`.
+    pub(crate) force_refresh: Option<Expr>,
+    /// `tags = ["user:{user_id}", ...]`.
+    pub(crate) tags: Vec<Template>,
+    /// `format = "json" | "msgpack" | "postcard"`, with the value's span.
+    pub(crate) format: Option<(StoredFormat, Span)>,
+}
+
+/// `format = "..."`.
+#[derive(Clone, Copy)]
+pub(crate) enum StoredFormat {
+    Json,
+    MessagePack,
+    Postcard,
+}
+
+/// `ttl_jitter`: a share of the TTL, or a duration.
+#[derive(Clone, Copy)]
+pub(crate) enum Jitter {
+    PerMille(u16),
+    Upto(Duration),
 }
 
 const NAMES: Names = Names {
@@ -50,6 +81,13 @@ const NAMES: Names = Names {
         "lock",
         "lock_wait",
         "version",
+        "unless",
+        "none_ttl",
+        "err_ttl",
+        "ttl_jitter",
+        "force_refresh",
+        "tags",
+        "format",
         "crate",
     ],
     renamed: &["lock_wait_ms"],
@@ -61,7 +99,34 @@ impl CacheArgs {
         let mut template_errors = Errors::default();
         parse_args(attr, &NAMES, errors, |arg| {
             match arg.name {
-                "ttl" => a.ttl = Some(arg.duration()?),
+                "ttl" => match arg.value()? {
+                    Expr::Closure(_) | Expr::Path(_) => {
+                        a.ttl_fn = Some((arg.value()?.clone(), arg.span()))
+                    }
+                    _ => a.ttl = Some(arg.duration()?),
+                },
+                "unless" => {
+                    a.unless = Some((
+                        arg.function("unless", "Vec::is_empty", "|users| users.is_empty()")?,
+                        arg.span(),
+                    ))
+                }
+                "none_ttl" => a.none_ttl = Some((arg.duration()?, arg.span())),
+                "err_ttl" => a.err_ttl = Some((arg.duration()?, arg.span())),
+                "ttl_jitter" => a.ttl_jitter = Some(jitter(arg)?),
+                "force_refresh" => a.force_refresh = Some(arg.value()?.clone()),
+                "tags" => a.tags = tags(arg, &mut template_errors)?,
+                "format" => {
+                    let f = arg.choice(
+                        &[
+                            ("json", StoredFormat::Json),
+                            ("msgpack", StoredFormat::MessagePack),
+                            ("postcard", StoredFormat::Postcard),
+                        ],
+                        "\"json\" (the default), \"msgpack\" (feature `msgpack`) or \"postcard\" (feature `postcard`)",
+                    )?;
+                    a.format = Some((f, arg.value()?.span()));
+                }
                 "key_prefix" => a.key_prefix = Some(arg.plain_part()?),
                 "key" => {
                     a.template = Some(Template::from_arg(arg, KeyOf::Cache, &mut template_errors)?)
@@ -106,6 +171,12 @@ impl CacheArgs {
             errors.push(syn::Error::new(
                 span,
                 "`beta` tunes `early_refresh`: add `early_refresh = true`",
+            ));
+        }
+        if let (Some((_, span)), None) = (a.none_ttl, a.cache_none) {
+            errors.push(syn::Error::new(
+                span,
+                "`none_ttl` is the TTL of a stored `None`, and `None` is stored only with `cache_none = true`: add it",
             ));
         }
         if let (Some((v, span)), Some(t)) = (a.version, &a.template) {
@@ -157,6 +228,48 @@ fn include_self(arg: &Arg<'_>) -> syn::Result<Ident> {
             "`include` takes `self` once: `include(self)`",
         )),
     }
+}
+
+/// `tags = ["user:{user_id}", "products"]`: templates whose placeholders
+/// name arguments (a tag without one is a constant tag).
+fn tags(arg: &Arg<'_>, errors: &mut Errors) -> syn::Result<Vec<Template>> {
+    let expected = || {
+        arg.error("`tags` expects a list of tag templates, e.g. `tags = [\"user:{user_id}\", \"products\"]`")
+    };
+    let Expr::Array(list) = arg.value()? else {
+        return Err(expected());
+    };
+    if list.elems.is_empty() {
+        return Err(expected());
+    }
+    list.elems
+        .iter()
+        .map(|e| match e {
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(s), ..
+            }) => Ok(Template::parse(s.clone(), KeyOf::Tag, errors)),
+            other => Err(syn::Error::new_spanned(
+                other,
+                "a tag is a string literal, e.g. `\"user:{user_id}\"`",
+            )),
+        })
+        .collect()
+}
+
+/// `ttl_jitter = "10%"` (1 to 99 percent) or a duration.
+fn jitter(arg: &Arg<'_>) -> syn::Result<Jitter> {
+    if let Some(Lit::Str(s)) = arg.lit()? {
+        if let Some(percent) = s.value().strip_suffix('%') {
+            return match percent.parse::<u16>() {
+                Ok(p) if (1..=99).contains(&p) => Ok(Jitter::PerMille(p * 10)),
+                _ => Err(syn::Error::new(
+                    s.span(),
+                    "`ttl_jitter` as a share of the TTL is a whole percentage from 1% to 99%, e.g. `ttl_jitter = \"10%\"`",
+                )),
+            };
+        }
+    }
+    arg.duration().map(Jitter::Upto)
 }
 
 /// `lock_wait_ms = 500` is now `lock_wait = "500ms"`.

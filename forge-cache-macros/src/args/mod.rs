@@ -7,7 +7,7 @@ mod cache;
 mod duration;
 mod rate_limit;
 
-pub(crate) use cache::CacheArgs;
+pub(crate) use cache::{CacheArgs, Jitter, StoredFormat};
 pub(crate) use rate_limit::{Algorithm, RateArgs};
 
 use proc_macro2::{Span, TokenStream};
@@ -163,6 +163,16 @@ impl Arg<'_> {
             .find(|(c, _)| s.value() == *c)
             .map(|(_, v)| *v)
             .ok_or_else(|| syn::Error::new(s.span(), format!("`{}` expects {expected}", self.name)))
+    }
+
+    /// `name = <closure or path of a function>`.
+    pub(crate) fn function(&self, name: &str, path: &str, closure: &str) -> syn::Result<Expr> {
+        match self.value()? {
+            e @ (Expr::Closure(_) | Expr::Path(_)) => Ok(e.clone()),
+            _ => Err(self.error(format_args!(
+                "`{name}` expects a function of the value to store: a closure or the path of a function, e.g. `{name} = {closure}` or `{name} = {path}`"
+            ))),
+        }
     }
 
     /// `name = true|false`, or just `name` (true).

@@ -9,7 +9,7 @@ use syn::ext::IdentExt;
 use syn::{Ident, ItemFn};
 
 use super::{as_written, duration, function, mixed, private_path, private_path_at};
-use crate::args::CacheArgs;
+use crate::args::{CacheArgs, Jitter, StoredFormat};
 use crate::errors::Errors;
 use crate::item::{FnInfo, ReturnKind, plain_pattern, split_attrs};
 use crate::template::{Part, Template, list};
@@ -52,6 +52,10 @@ pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream 
             "`cache_none` applies to functions returning `Option` (add `returns = \"option\"` for an alias of `Option`)",
         ));
     }
+    check_value_options(&args, &info, kind, &mut errors);
+    for t in &args.tags {
+        t.check(&info, &mut errors);
+    }
     let p = private_path(args.krate.as_ref());
     let name = f.sig.ident.unraw().to_string();
     let companions = Companions {
@@ -67,64 +71,186 @@ pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream 
 
     let site = mixed("__FORGE_CACHE_SITE");
     let site_def = site_def(&args, &plan, &p, &name, &site);
-    let self_by_value = info.receiver.as_ref().is_some_and(|r| r.by_value);
-    let key = key_expr(&p, &info, &plan, self_by_value);
-    let key_var = mixed("__forge_cache_key");
-    let ret = &info.ret;
-    let policy = match kind {
-        ReturnKind::Result => Ident::new("ResultPolicy", info.ret_span),
-        ReturnKind::Option => Ident::new("OptionPolicy", info.ret_span),
-        ReturnKind::Value => Ident::new("ValuePolicy", info.ret_span),
+    let body = Body {
+        args: &args,
+        f: &f,
+        info: &info,
+        plan: &plan,
+        kind,
+        site_def: &site_def,
+        site: &site,
     };
-    let stmts = &f.block.stmts;
-    let p_ret = private_path_at(args.krate.as_ref(), info.ret_span);
-    // The call is spanned at the return type, so an uncacheable return type
-    // is reported there.
-    let span = info.ret_span;
-    let call = if info.is_async {
-        let r = mixed("__forge_cache_ret");
-        let fake_return = quote! {
-            // Pins the block's type to the return type, so `?` and
-            // `return` in the body mean what they meant in the function.
-            #[allow(
-                unreachable_code,
-                clippy::diverging_sub_expression,
-                clippy::empty_loop,
-                clippy::let_unit_value,
-                clippy::needless_return,
-                clippy::unreachable
-            )]
-            if false {
-                let #r: #ret = loop {};
-                return #r;
-            }
-        };
-        quote_spanned! {span=>
-            #p_ret::cached::<#p_ret::#policy, _, _>(&#site, #key_var, async move {
-                #fake_return
-                #(#stmts)*
-            })
-            .await
-        }
-    } else {
-        quote_spanned! {span=>
-            #p_ret::blocking::cached::<#p_ret::#policy, _, _>(&#site, #key_var, move || -> #ret { #(#stmts)* })
-        }
-    };
-
     let (outer, inner) = split_attrs(&f);
     let vis = &f.vis;
     let sig = &f.sig;
+    let block = body.tokens(false);
+    let refresh = companions.refresh(&outer, body.tokens(true));
     let companions = companions.real(&site_def, &site);
     quote! {
         #(#outer)*
         #vis #sig {
             #(#inner)*
+            #block
+        }
+        #companions
+        #refresh
+    }
+}
+
+/// `unless`, a `ttl` function and `err_ttl` against the return type.
+fn check_value_options(args: &CacheArgs, info: &FnInfo, kind: ReturnKind, errors: &mut Errors) {
+    let unit = matches!(&info.ret, syn::Type::Tuple(t) if t.elems.is_empty());
+    for (what, span) in [("unless", &args.unless), ("ttl", &args.ttl_fn)]
+        .into_iter()
+        .filter_map(|(w, a)| a.as_ref().map(|(_, s)| (w, *s)))
+    {
+        if unit {
+            errors.push(syn::Error::new(
+                span,
+                format!("`{what}` looks at the value the function returns, but this function returns `()`: there is nothing to decide on"),
+            ));
+        }
+    }
+    if let (Some((_, span)), false) = (args.err_ttl, kind == ReturnKind::Result) {
+        errors.push(syn::Error::new(
+            span,
+            "`err_ttl` is the TTL of a stored `Err`, and applies to functions returning `Result` (add `returns = \"result\"` for an alias of `Result`)",
+        ));
+    }
+}
+
+/// The body of the function (or, with `force`, of `<fn>_refresh`): the
+/// site, the key, the options, and the cached call around the user's
+/// statements.
+struct Body<'a> {
+    args: &'a CacheArgs,
+    f: &'a ItemFn,
+    info: &'a FnInfo,
+    plan: &'a KeyPlan<'a>,
+    kind: ReturnKind,
+    site_def: &'a TokenStream,
+    site: &'a Ident,
+}
+
+impl Body<'_> {
+    fn tokens(&self, refresh: bool) -> TokenStream {
+        let (args, info, site) = (self.args, self.info, self.site);
+        let p = private_path(args.krate.as_ref());
+        let self_by_value = info.receiver.as_ref().is_some_and(|r| r.by_value);
+        let key = key_expr(&p, info, self.plan, self_by_value);
+        let key_var = mixed("__forge_cache_key");
+        let ret = &info.ret;
+        let policy = match self.kind {
+            ReturnKind::Result if args.err_ttl.is_some() => {
+                Ident::new("ResultErrPolicy", info.ret_span)
+            }
+            ReturnKind::Result => Ident::new("ResultPolicy", info.ret_span),
+            ReturnKind::Option => Ident::new("OptionPolicy", info.ret_span),
+            ReturnKind::Value => Ident::new("ValuePolicy", info.ret_span),
+        };
+        let stmts = &self.f.block.stmts;
+        let p_ret = private_path_at(args.krate.as_ref(), info.ret_span);
+        // In the call (not a `let`), so that an uncacheable return type is
+        // reported once, at the return type.
+        let opts_var = options(args, &p_ret, &policy, ret, refresh);
+        // The call is spanned at the return type, so an uncacheable return
+        // type is reported there.
+        let span = info.ret_span;
+        let call = if info.is_async {
+            let r = mixed("__forge_cache_ret");
+            let fake_return = quote! {
+                // Pins the block's type to the return type, so `?` and
+                // `return` in the body mean what they meant in the function.
+                #[allow(
+                    unreachable_code,
+                    clippy::diverging_sub_expression,
+                    clippy::empty_loop,
+                    clippy::let_unit_value,
+                    clippy::needless_return,
+                    clippy::unreachable
+                )]
+                if false {
+                    let #r: #ret = loop {};
+                    return #r;
+                }
+            };
+            quote_spanned! {span=>
+                #p_ret::cached::<#p_ret::#policy, _, _>(&#site, #key_var, #opts_var, async move {
+                    #fake_return
+                    #(#stmts)*
+                })
+                .await
+            }
+        } else {
+            quote_spanned! {span=>
+                #p_ret::blocking::cached::<#p_ret::#policy, _, _>(&#site, #key_var, #opts_var, move || -> #ret { #(#stmts)* })
+            }
+        };
+        let site_def = self.site_def;
+        quote! {
             #site_def
             let #key_var = #key;
             #call
         }
-        #companions
+    }
+}
+
+/// The per-call options: `unless`, a `ttl` function, `force_refresh` (or
+/// `true` in `<fn>_refresh`). Typed through the policy only when a function
+/// is given, so its closure's argument type is known.
+fn options(
+    args: &CacheArgs,
+    p: &TokenStream,
+    policy: &Ident,
+    ret: &syn::Type,
+    refresh: bool,
+) -> TokenStream {
+    let force = if refresh {
+        Some(quote!(true))
+    } else {
+        args.force_refresh.as_ref().map(|e| quote!(#e))
+    };
+    let tags = (!args.tags.is_empty()).then(|| {
+        let t = mixed("__forge_cache_tags");
+        let n = args.tags.len();
+        let pushes = args.tags.iter().map(|tag| {
+            let rendered = tag.render(p);
+            quote!(#t.push(#rendered);)
+        });
+        quote!({
+            let mut #t = #p::Tags::with_capacity(#n);
+            #(#pushes)*
+            #t
+        })
+    });
+    if args.unless.is_none() && args.ttl_fn.is_none() {
+        // Typed by the call: an uncacheable return type is reported there.
+        if force.is_none() && tags.is_none() {
+            return quote_spanned!(policy.span()=> #p::Options::NONE);
+        }
+        let force = force.map(|f| quote!(force: #f,));
+        let tags = tags.map(|t| quote!(tags: #t,));
+        return quote_spanned!(policy.span()=> #p::Options {
+            #force
+            #tags
+            ..#p::Options::NONE
+        });
+    }
+    let tags = tags.unwrap_or_else(|| quote!(#p::Tags::NONE));
+    let some = |f: &Option<(syn::Expr, Span)>| match f {
+        Some((e, _)) => quote!(::core::option::Option::Some(#e)),
+        None => quote!(::core::option::Option::None),
+    };
+    let unless = some(&args.unless);
+    let ttl = some(&args.ttl_fn);
+    let force = force.unwrap_or_else(|| quote!(false));
+    quote! {
+        #p::Options::<<#p::#policy as #p::Policy<#ret>>::Value> {
+            unless: #unless,
+            ttl: #ttl,
+            force: #force,
+            tags: #tags,
+        }
     }
 }
 
@@ -242,7 +368,9 @@ fn site_def(
         }
         None => quote!(::core::option::Option::None),
     };
-    let flags: u8 = u8::from(args.cache_none.is_some()) | (u8::from(args.early_refresh) << 1);
+    let flags: u8 = u8::from(args.cache_none.is_some())
+        | (u8::from(args.early_refresh) << 1)
+        | (u8::from(!args.tags.is_empty()) << 2);
     let refresh = (args.early_refresh || args.stale_ttl.is_some()).then(|| {
         let stale = duration(args.stale_ttl.unwrap_or_default());
         let beta = args.beta.map_or(1.0, |b| b.0);
@@ -256,8 +384,29 @@ fn site_def(
         let segment = format!("v{v}");
         quote!(.version(#segment))
     });
+    let none_ttl = args.none_ttl.map(|(d, _)| {
+        let d = duration(d);
+        quote!(.none_ttl(#d))
+    });
+    let err_ttl = args.err_ttl.map(|(d, _)| {
+        let d = duration(d);
+        quote!(.err_ttl(#d))
+    });
+    let jitter = args.ttl_jitter.map(|j| match j {
+        Jitter::PerMille(p) => quote!(.jitter_per_mille(#p)),
+        Jitter::Upto(d) => {
+            let d = duration(d);
+            quote!(.jitter_upto(#d))
+        }
+    });
+    let format = args.format.map(|(f, span)| match f {
+        StoredFormat::Json => quote_spanned!(span=> .format(#p::Format::Json)),
+        StoredFormat::MessagePack => quote_spanned!(span=> .format(#p::format_msgpack!())),
+        StoredFormat::Postcard => quote_spanned!(span=> .format(#p::format_postcard!())),
+    });
     quote! {
-        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern) #refresh #lock #version;
+        static #site: #p::CacheSite = #p::CacheSite::new(#prefix, #name, #ttl, #flags, #pattern)
+            #refresh #lock #version #none_ttl #err_ttl #jitter #format;
     }
 }
 
@@ -364,7 +513,42 @@ impl Companions<'_> {
     /// an attribute with errors.
     fn stubs(&self) -> TokenStream {
         let unreachable = quote!({ ::core::unreachable!() });
-        self.with_bodies(unreachable.clone(), unreachable)
+        let (outer, _) = split_attrs(self.f);
+        let refresh = self.refresh(&outer, unreachable.clone());
+        let both = self.with_bodies(unreachable.clone(), unreachable);
+        quote!(#both #refresh)
+    }
+
+    /// `<name>_refresh(<the function's arguments>)`: the function again,
+    /// with `body` (which skips the read, recomputes and stores). A copy of
+    /// the body rather than a call of the function, which could not be
+    /// named from here (a free function, or an associated one needing
+    /// `Self::`); `#[inline]` keeps it out of code generation until it is
+    /// called.
+    fn refresh(&self, outer: &[&syn::Attribute], body: TokenStream) -> TokenStream {
+        let f = self.f;
+        let mut sig = f.sig.clone();
+        sig.ident = format_ident!("{}_refresh", self.name, span = f.sig.ident.span());
+        let attrs = outer.iter().filter(|a| !a.path().is_ident("doc"));
+        let inline =
+            (!outer.iter().any(|a| a.path().is_ident("inline"))).then(|| quote!(#[inline]));
+        let (_, inner) = split_attrs(f);
+        let doc = format!(
+            " Runs `{}` without reading the cache, and stores its result (as `{0}` would on a miss): for an admin \"refresh\", or to read your own write through the cache.\n\n Generated by `#[cache_result]`.",
+            self.name
+        );
+        let vis = &f.vis;
+        quote! {
+            #(#attrs)*
+            #[doc = #doc]
+            #inline
+            // An argument only `force_refresh` reads is unused here.
+            #[allow(unused_variables)]
+            #vis #sig {
+                #(#inner)*
+                #body
+            }
+        }
     }
 
     fn with_bodies(&self, one_body: TokenStream, all_body: TokenStream) -> TokenStream {

@@ -71,6 +71,8 @@ impl ::redis::ToRedisArgs for Arg<'_> {
 #[derive(Clone, Copy)]
 pub(crate) enum Op<'a> {
     Get(&'a str),
+    /// `MGET`: on a cluster, split by slot and sent to the nodes at once.
+    MGet(&'a [&'a str]),
     Set(&'a str, &'a [u8], Duration),
     SetNx(&'a str, &'a [u8], Duration),
     Del(&'a str),
@@ -116,6 +118,10 @@ impl Op<'_> {
             Op::Get(k) => {
                 c = ::redis::cmd("GET");
                 c.arg(k);
+            }
+            Op::MGet(keys) => {
+                c = ::redis::cmd("MGET");
+                c.arg(keys);
             }
             Op::Set(k, v, ttl) => {
                 c = ::redis::cmd("SET");
@@ -173,6 +179,14 @@ impl Op<'_> {
             Op::Get(k) => m
                 .get(k)
                 .map_or(Value::Nil, |b| Value::BulkString(b.to_vec())),
+            Op::MGet(keys) => Value::Array(
+                keys.iter()
+                    .map(|k| {
+                        m.get(k)
+                            .map_or(Value::Nil, |b| Value::BulkString(b.to_vec()))
+                    })
+                    .collect(),
+            ),
             Op::Set(k, v, ttl) => {
                 m.set(k, memory::Value::Bytes(Arc::from(v)), ttl);
                 Value::Okay

@@ -7,132 +7,46 @@ use std::time::{Duration, Instant};
 use ::redis::Value;
 use serde::de::DeserializeOwned;
 
-use super::policy::Policy;
-use super::refresh::{EnvelopeRef, GET_WITH_PTTL, decode_stored, marker_key, uniform, xfetch};
+use super::envelope::encode_stored;
+use super::options::{Options, decide};
+use super::policy::{Output, Policy};
+use super::read::{Read, Waited, event, failed, fetch, filled_meanwhile, read, waited};
+use super::refresh::marker_key;
 use super::site::{CacheSite, CallKey};
-use super::stats::{Event, count};
+use super::stats::Event;
+use super::tags::{self, Tags};
 use crate::backend::Op;
 use crate::drive::{Async, Blocking, Drive, block_now};
 use crate::error::{Chain, Error, Result};
-use crate::flight::{Flights, Join, Leader, State};
+use crate::flight::{Flights, Join, Leader};
 use crate::global::current;
 use crate::key::{hex_digest, join_key};
 use crate::lock::Guard;
 use crate::manager::CacheManager;
-
-/// What a read found.
-enum Read<S> {
-    Hit(S),
-    /// A value to serve, but one caller should refresh it: it is stale
-    /// (`stale_ttl`), or due for early recomputation (`early_refresh`).
-    /// With the milliseconds its computation took.
-    Refresh(S, u64),
-    /// Absent, or present but undecodable (it is overwritten).
-    Miss,
-    /// The backend failed: run uncached, do not try to store.
-    Failed,
-}
-
-fn event(site: &'static CacheSite, e: Event, what: &'static str) {
-    count(site, e);
-    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "{what}");
-}
-
-fn read<S: DeserializeOwned>(
-    site: &'static CacheSite,
-    manager: &CacheManager,
-    reply: Result<Value>,
-) -> Read<S> {
-    let (bytes, pttl) = match reply {
-        Ok(Value::Nil) => {
-            event(site, Event::Miss, "cache miss");
-            return Read::Miss;
-        }
-        Ok(Value::BulkString(bytes)) => (bytes, None),
-        Ok(Value::Array(mut v)) if v.len() == 2 => match (v.pop(), v.pop()) {
-            (Some(Value::Int(pttl)), Some(Value::BulkString(bytes))) => (bytes, Some(pttl)),
-            _ => return read_failed(site, manager, "GET with PTTL replied an unexpected shape"),
-        },
-        // The reply is not quoted: it could be stored data.
-        Ok(_) => return read_failed(site, manager, "GET replied an unexpected type"),
-        Err(e) => return read_error(site, manager, &e),
-    };
-    let (value, delta_ms) = match decode_stored(&bytes, site.early_refresh()) {
-        Ok(v) => v,
-        Err(e) => {
-            count(site, Event::Error);
-            count(site, Event::Miss);
-            manager.warn_failure_at(
-                site.prefix(),
-                site.name(),
-                "cached value no longer decodes; recomputing and overwriting it",
-                &e,
-            );
-            return Read::Miss;
-        }
-    };
-    event(site, Event::Hit, "cache hit");
-    let Some(pttl) = pttl else {
-        return Read::Hit(value);
-    };
-    // Time left before the value turns stale (or expires, without stale_ttl).
-    let fresh_ms = pttl - site.stale().as_millis() as i64;
-    if fresh_ms <= 0 {
-        tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "stale value; refreshing");
-        return Read::Refresh(value, delta_ms);
-    }
-    let left = Duration::from_millis(fresh_ms as u64);
-    if site.early_refresh()
-        && xfetch(
-            Duration::from_millis(delta_ms),
-            site.beta(),
-            left,
-            uniform(),
-        )
-    {
-        tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "early refresh");
-        return Read::Refresh(value, delta_ms);
-    }
-    Read::Hit(value)
-}
-
-fn read_failed<S>(site: &'static CacheSite, manager: &CacheManager, what: &str) -> Read<S> {
-    read_error(site, manager, &Error::Protocol(what.to_owned()))
-}
-
-fn read_error<S>(site: &'static CacheSite, manager: &CacheManager, e: &Error) -> Read<S> {
-    failed(
-        site,
-        manager,
-        "cache read failed; running the function uncached",
-        e,
-    );
-    Read::Failed
-}
-
-fn failed(site: &'static CacheSite, manager: &CacheManager, what: &str, e: &Error) {
-    count(site, Event::Error);
-    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), error = %Chain(e), "cache error");
-    manager.warn_failure_at(site.prefix(), site.name(), what, e);
-}
+use crate::scope;
 
 /// Encodes the cacheable part of `out` (in an envelope with the compute
-/// time for `early_refresh`), if any.
+/// time for `early_refresh`), with the TTL to store it under, if it is
+/// stored at all.
 fn encode<P: Policy<R>, R>(
     site: &'static CacheSite,
     manager: &CacheManager,
+    opts: &Options<P::Value>,
+    versions: &[String],
     out: &R,
     took: Duration,
-) -> Option<Vec<u8>> {
-    let stored = P::cacheable(out, site.cache_none())?;
-    let bytes = if site.early_refresh() {
-        let d = took.as_millis().max(1) as u64;
-        manager.encode_checked(&EnvelopeRef { v: stored, d })
-    } else {
-        manager.encode_checked(stored)
+) -> Option<(Vec<u8>, Duration)> {
+    let (stored, ttl) = match decide::<P, R>(site, manager.settings().default_ttl(), opts, out) {
+        Ok(decided) => decided,
+        Err(why) => {
+            tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "{why}");
+            return None;
+        }
     };
-    match bytes {
-        Ok(bytes) => Some(bytes),
+    let took_ms = site.early_refresh().then(|| took.as_millis().max(1) as u64);
+    let codec = site.codec(manager.settings());
+    match encode_stored(&codec, site.wrapped(), stored, took_ms, versions) {
+        Ok(bytes) => Some((bytes, ttl)),
         Err(e) => {
             failed(
                 site,
@@ -157,31 +71,6 @@ fn stored(site: &'static CacheSite, manager: &CacheManager, reply: Result<Value>
 enum Role<'a> {
     Lead(Leader<'a>),
     Alone,
-}
-
-/// After a waiter's flight ends: the leader's value, or what to do next.
-enum Waited<S> {
-    Value(S),
-    Alone,
-    Retry,
-}
-
-fn waited<S: DeserializeOwned>(site: &'static CacheSite, state: State) -> Waited<S> {
-    match state {
-        State::Done(Some(bytes)) => match decode_stored(&bytes, site.early_refresh()) {
-            Ok((v, _)) => {
-                event(
-                    site,
-                    Event::Coalesced,
-                    "cache miss served by a concurrent call",
-                );
-                Waited::Value(v)
-            }
-            Err(_) => Waited::Alone,
-        },
-        State::Done(None) => Waited::Alone,
-        State::Abandoned | State::Running => Waited::Retry,
-    }
 }
 
 /// The full key of `call`, or `None` (logged) when an argument did not
@@ -217,20 +106,21 @@ fn claimed(reply: Result<Value>) -> bool {
 }
 
 /// After the function ran: encodes its cacheable part, hands it to the
-/// waiting callers, and returns the bytes to store (if the backend is up).
+/// waiting callers, and returns the bytes to store and their TTL (if the
+/// backend is up).
 fn publish<P: Policy<R>, R>(
     site: &'static CacheSite,
     manager: &CacheManager,
-    role: &mut Role<'_>,
+    miss: &mut Miss<'_, P::Stored>,
+    opts: &Options<P::Value>,
     out: &R,
     took: Duration,
-    backend_ok: bool,
-) -> Option<Vec<u8>> {
-    let bytes = encode::<P, R>(site, manager, out, took);
-    if let Role::Lead(leader) = role {
-        leader.finish(bytes.as_deref());
+) -> Option<(Vec<u8>, Duration)> {
+    let encoded = encode::<P, R>(site, manager, opts, &miss.versions, out, took);
+    if let Role::Lead(leader) = &mut miss.role {
+        leader.finish(encoded.as_ref().map(|(bytes, _)| bytes.as_slice()));
     }
-    bytes.filter(|_| backend_ok)
+    encoded.filter(|_| miss.backend_ok)
 }
 
 /// With `stale_ttl`: a refresh whose function failed serves the value it
@@ -240,7 +130,7 @@ fn keep_stale<P: Policy<R>, R>(
     out: &R,
     stale: &mut Option<(P::Stored, u64)>,
 ) -> Option<P::Stored> {
-    if P::failed(out) {
+    if matches!(P::output(out), Output::Err) {
         let (v, _) = stale.take()?;
         tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(), "refresh failed; serving the stale value");
         return Some(v);
@@ -282,24 +172,6 @@ fn reread_leader<'r, 'a>(
     }
 }
 
-fn filled_meanwhile<S: DeserializeOwned>(
-    site: &'static CacheSite,
-    leader: &mut Leader<'_>,
-    reply: Result<Value>,
-) -> Option<S> {
-    let Ok(Value::BulkString(bytes)) = reply else {
-        return None;
-    };
-    let (v, _) = decode_stored(&bytes, site.early_refresh()).ok()?;
-    leader.finish(Some(&bytes));
-    event(
-        site,
-        Event::Coalesced,
-        "cache filled by another process meanwhile",
-    );
-    Some(v)
-}
-
 /// The name of the `lock = true` lock of one key: `<prefix>:<fn>:<md5 of
 /// the key>`. Lock names are logged; a rendered key template can hold
 /// caller data (a user id), its digest cannot.
@@ -333,9 +205,14 @@ struct Miss<'a, S> {
     role: Role<'a>,
     /// The cross-process lock (`lock = true`).
     guard: Option<Guard>,
+    /// The versions of the call's tags, read before the function runs.
+    versions: Vec<String>,
 }
 
 /// What happens before the function runs.
+// Returned once per call and consumed at once: boxing `Miss` would only
+// add an allocation to every miss.
+#[allow(clippy::large_enum_variant)]
 enum Before<'a, S> {
     /// Answer with this value; the function does not run.
     Serve(S),
@@ -343,6 +220,30 @@ enum Before<'a, S> {
     Compute(Miss<'a, S>),
     /// Run the function uncached (no key: an argument did not serialize).
     Uncached,
+}
+
+/// What the scope and `force_refresh` ask of one call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Normal,
+    /// Inside [`bypass`](crate::bypass): run uncached.
+    Bypass,
+    /// `<fn>_refresh` or `force_refresh`: skip the read, recompute, store.
+    Refresh,
+}
+
+fn mode<V>(site: &'static CacheSite, opts: &Options<V>) -> Mode {
+    let scope = scope::take_cache_mode();
+    let mode = if scope & scope::CACHE_OFF != 0 {
+        Mode::Bypass
+    } else if opts.force || scope & scope::REFRESH_NEXT != 0 {
+        Mode::Refresh
+    } else {
+        return Mode::Normal;
+    };
+    tracing::debug!(target: "forge_cache", prefix = site.prefix(), function = site.name(),
+        bypass = (mode == Mode::Bypass), "cache read skipped");
+    mode
 }
 
 // The work is split so that only a thin shell is generic over the
@@ -360,14 +261,20 @@ enum Before<'a, S> {
 /// returned. Concurrent misses of the same key in this process run `run`
 /// once; the others get its value (errors are not shared: `E` need not
 /// be `Clone`, so after an `Err` each waiting call runs `run` itself).
-pub async fn cached<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
+pub async fn cached<P, R, F>(
+    site: &'static CacheSite,
+    call: CallKey,
+    opts: Options<P::Value>,
+    run: F,
+) -> R
 where
     P: Policy<R>,
     F: Future<Output = R>,
 {
     let manager = current();
     let drive = Async(&manager);
-    let mut miss = match before::<P::Stored, _>(site, &drive, call).await {
+    let mode = mode(site, &opts);
+    let mut miss = match before::<P::Stored, _>(site, &drive, call, &opts.tags, mode).await {
         Before::Serve(v) => return P::from_stored(v),
         Before::Uncached => None,
         Before::Compute(miss) => Some(miss),
@@ -377,7 +284,8 @@ where
     let started = Instant::now();
     let out = run.await;
     if let Some(miss) = &mut miss {
-        if let Some(v) = after::<P, R, _>(site, &drive, miss, &out, started.elapsed()).await {
+        if let Some(v) = after::<P, R, _>(site, &drive, miss, &opts, &out, started.elapsed()).await
+        {
             return P::from_stored(v);
         }
     }
@@ -391,18 +299,35 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
     site: &'static CacheSite,
     drive: &'a D,
     call: CallKey,
+    tags: &Tags,
+    mode: Mode,
 ) -> Before<'a, S> {
+    if mode == Mode::Bypass {
+        return Before::Uncached;
+    }
     let manager = drive.manager();
     let Some(key) = call_key(site, manager, call) else {
         return Before::Uncached;
     };
+    let tag_keys = tags::version_keys(manager.settings().namespace(), tags);
+    if mode == Mode::Refresh {
+        // Recompute and store, alone: a concurrent flight may have started
+        // before the change this refresh is for.
+        let (versions, backend_ok) = versions(site, drive, &tag_keys).await;
+        return Before::Compute(Miss {
+            key,
+            backend_ok,
+            stale: None,
+            marker: None,
+            role: Role::Alone,
+            guard: None,
+            versions,
+        });
+    }
     let generation = manager.state::<Flights>().generation(&key);
-    let reply = if site.refreshes() {
-        drive.exec(Op::Script(&GET_WITH_PTTL, &[&key], &[])).await
-    } else {
-        drive.exec(Op::Get(&key)).await
-    };
-    let (backend_ok, mut stale) = match read::<S>(site, manager, reply) {
+    let codec = site.codec(manager.settings());
+    let (reply, tags_now) = fetch(site, drive, &key, &tag_keys).await;
+    let (mut backend_ok, mut stale) = match read::<S>(site, manager, reply, &tags_now) {
         Read::Hit(v) => return Before::Serve(v),
         Read::Refresh(v, d) => (true, Some((v, d))),
         Read::Miss => (true, None),
@@ -426,7 +351,7 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
         loop {
             match manager.state::<Flights>().join(&key) {
                 Join::Lead(leader) => break Role::Lead(leader),
-                Join::Wait(flight) => match waited(site, drive.wait(&flight).await) {
+                Join::Wait(flight) => match waited(site, &codec, drive.wait(&flight).await) {
                     Waited::Value(v) => return Before::Serve(v),
                     Waited::Alone => break Role::Alone,
                     Waited::Retry => {}
@@ -434,6 +359,10 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
             }
         }
     };
+    let mut versions = Vec::new();
+    if backend_ok {
+        (versions, backend_ok) = self::versions(site, drive, &tag_keys).await;
+    }
     if let Some(leader) = reread_leader(
         site,
         manager,
@@ -442,8 +371,8 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
         generation,
         backend_ok && stale.is_none(),
     ) {
-        let filled = filled_meanwhile(site, leader, drive.exec(Op::Get(&key)).await);
-        if let Some(v) = filled {
+        let reply = drive.exec(Op::Get(&key)).await;
+        if let Some(v) = filled_meanwhile(site, &codec, leader, reply, &versions) {
             return Before::Serve(v);
         }
     }
@@ -454,8 +383,8 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
             Ok(g) => {
                 lock_taken(site, asked);
                 // Another process may have stored the value while we waited.
-                let filled = filled_meanwhile(site, leader, drive.exec(Op::Get(&key)).await);
-                if let Some(v) = filled {
+                let reply = drive.exec(Op::Get(&key)).await;
+                if let Some(v) = filled_meanwhile(site, &codec, leader, reply, &versions) {
                     crate::lock::unlock(drive, g).await;
                     return Before::Serve(v);
                 }
@@ -471,7 +400,34 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
         marker,
         role,
         guard,
+        versions,
     })
+}
+
+/// The versions of the call's tags, for an entry computed now, and whether
+/// the entry may be stored (not when they could not be read).
+async fn versions<D: Drive>(
+    site: &'static CacheSite,
+    drive: &D,
+    tag_keys: &[String],
+) -> (Vec<String>, bool) {
+    if tag_keys.is_empty() {
+        return (Vec::new(), true);
+    }
+    let manager = drive.manager();
+    let ttl = tags::version_ttl(site.ttl(manager.settings().default_ttl()) + site.stale());
+    match tags::versions(drive, tag_keys, ttl).await {
+        Ok(v) => (v, true),
+        Err(e) => {
+            failed(
+                site,
+                manager,
+                "tag versions not read; running the function without storing its result",
+                &e,
+            );
+            (Vec::new(), false)
+        }
+    }
 }
 
 /// After the function ran: the stale value to serve instead of a failed
@@ -481,6 +437,7 @@ async fn after<P: Policy<R>, R, D: Drive>(
     site: &'static CacheSite,
     drive: &D,
     miss: &mut Miss<'_, P::Stored>,
+    opts: &Options<P::Value>,
     out: &R,
     took: Duration,
 ) -> Option<P::Stored> {
@@ -489,9 +446,8 @@ async fn after<P: Policy<R>, R, D: Drive>(
     if let Some(v) = keep_stale::<P, R>(site, out, &mut miss.stale) {
         return Some(v);
     }
-    if let Some(bytes) = publish::<P, R>(site, manager, &mut miss.role, out, took, miss.backend_ok)
-    {
-        let ttl = site.ttl(manager.settings().default_ttl()) + site.stale();
+    if let Some((bytes, ttl)) = publish::<P, R>(site, manager, miss, opts, out, took) {
+        let ttl = ttl + site.stale();
         let key = &miss.key;
         stored(site, manager, drive.exec(Op::Set(key, &bytes, ttl)).await);
         if let Some(m) = &miss.marker {
@@ -507,14 +463,20 @@ async fn after<P: Policy<R>, R, D: Drive>(
 
 /// Blocking form of [`cached`], for sync functions: the same path, driven
 /// on this thread with the blocking client (the blocking driver).
-pub fn cached_blocking<P, R, F>(site: &'static CacheSite, call: CallKey, run: F) -> R
+pub fn cached_blocking<P, R, F>(
+    site: &'static CacheSite,
+    call: CallKey,
+    opts: Options<P::Value>,
+    run: F,
+) -> R
 where
     P: Policy<R>,
     F: FnOnce() -> R,
 {
     let manager = current();
     let drive = Blocking(&manager);
-    let mut miss = match block_now(before::<P::Stored, _>(site, &drive, call)) {
+    let mode = mode(site, &opts);
+    let mut miss = match block_now(before::<P::Stored, _>(site, &drive, call, &opts.tags, mode)) {
         Before::Serve(v) => return P::from_stored(v),
         Before::Uncached => return run(),
         Before::Compute(miss) => miss,
@@ -525,6 +487,7 @@ where
         site,
         &drive,
         &mut miss,
+        &opts,
         &out,
         started.elapsed(),
     )) {

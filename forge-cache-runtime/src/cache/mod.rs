@@ -17,15 +17,21 @@
 //! `None`), each waiting call runs the function itself.
 
 mod call;
+mod envelope;
+mod options;
 mod policy;
+mod read;
 mod refresh;
 mod site;
 pub(crate) mod stats;
+mod tags;
 
 pub use call::{
     cached, cached_blocking, invalidate, invalidate_all, invalidate_all_blocking,
     invalidate_blocking,
 };
-pub use policy::{OptionPolicy, Policy, ResultPolicy, ValuePolicy};
+pub use options::Options;
+pub use policy::{OptionPolicy, Output, Policy, ResultErrPolicy, ResultPolicy, ValuePolicy};
 pub use site::{CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate};
 pub use stats::{CacheCounters, CacheStats};
+pub use tags::{Tags, invalidate_tag, invalidate_tag_blocking};

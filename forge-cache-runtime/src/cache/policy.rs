@@ -2,48 +2,65 @@
 //! stored value becomes a result again.
 //!
 //! The attribute picks one from the return type's last path segment
-//! (`Result` → [`ResultPolicy`], `Option` → [`OptionPolicy`], anything else
-//! → [`ValuePolicy`]); `returns = "result" | "option" | "value"` overrides
-//! the choice, e.g. for a type alias.
+//! (`Result` → [`ResultPolicy`], or [`ResultErrPolicy`] with `err_ttl`;
+//! `Option` → [`OptionPolicy`]; anything else → [`ValuePolicy`]);
+//! `returns = "result" | "option" | "value"` overrides the choice, e.g. for
+//! a type alias.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// What a function's output is, for the decision to store it and its TTL.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output<'a, V> {
+    /// A value: the `Ok` of a `Result`, the `Some` of an `Option`, or the
+    /// whole output. `unless` and a `ttl` function look at it.
+    Value(&'a V),
+    /// `None`: stored only with `cache_none` (for `none_ttl`).
+    None,
+    /// `Err`: stored only with `err_ttl`.
+    Err,
+}
+
 /// How a function's output `R` is cached.
 ///
 /// ```
-/// use forge_cache_runtime::__private::{Policy, ResultPolicy};
+/// use forge_cache_runtime::__private::{Output, Policy, ResultPolicy};
 /// let ok: Result<u8, String> = Ok(3);
-/// assert_eq!(<ResultPolicy as Policy<_>>::cacheable(&ok, false), Some(&3));
+/// assert_eq!(<ResultPolicy as Policy<_>>::output(&ok), Output::Value(&3));
+/// assert_eq!(<ResultPolicy as Policy<_>>::stored(&ok), Some(&3));
 /// let err: Result<u8, String> = Err("down".into());
-/// assert_eq!(<ResultPolicy as Policy<_>>::cacheable(&err, false), None);
+/// assert_eq!(<ResultPolicy as Policy<_>>::stored(&err), None);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{R}` cannot be cached: the value to store must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
     label = "the return type of a #[cache_result] function",
-    note = "`Result<T, E>` stores `T`, `Option<T>` stores `T`, any other type is stored whole; derive `Serialize` and `Deserialize` for it"
+    note = "`Result<T, E>` stores `T`, `Option<T>` stores `T`, any other type is stored whole; derive `Serialize` and `Deserialize` for it (with `err_ttl`, for `E` too)"
 )]
 pub trait Policy<R> {
-    /// What is stored (as JSON).
+    /// What is stored.
     type Stored: Serialize + DeserializeOwned;
-    /// The part of `out` to store, or `None` when `out` must not be cached.
-    fn cacheable(out: &R, cache_none: bool) -> Option<&Self::Stored>;
+    /// What `unless` and a `ttl` function receive (by reference).
+    type Value;
+    /// What `out` is.
+    fn output(out: &R) -> Output<'_, Self::Value>;
+    /// The storable form of `out`, or `None` when it can never be stored
+    /// (an `Err` without `err_ttl`).
+    fn stored(out: &R) -> Option<&Self::Stored>;
     /// Rebuilds the output from a stored value.
     fn from_stored(stored: Self::Stored) -> R;
-    /// Whether `out` is a failure (an `Err`), for which `stale_ttl` serves
-    /// the previous value instead.
-    fn failed(out: &R) -> bool {
-        let _ = out;
-        false
-    }
 }
 
-/// `Result<T, E>`: `Ok(T)` is stored as `T`'s JSON; `Err` is never stored
-/// (so `E` need not be serializable).
+/// `Result<T, E>`: `Ok(T)` is stored as `T`; `Err` is never stored (so `E`
+/// need not be serializable).
 pub struct ResultPolicy;
 
-/// `Option<T>`: `Some(T)` is stored as `T`'s JSON; `None` is stored (as
-/// `null`) only with `cache_none = true`.
+/// `Result<T, E>` with `err_ttl`: the whole `Result` is stored, `Err`s
+/// under their own (short) TTL. `E` must be serializable.
+pub struct ResultErrPolicy;
+
+/// `Option<T>`: `Some(T)` is stored; `None` is stored (as `null`) only with
+/// `cache_none = true`.
 pub struct OptionPolicy;
 
 /// Any other type: every output is stored.
@@ -51,21 +68,50 @@ pub struct ValuePolicy;
 
 impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>> for ResultPolicy {
     type Stored = T;
-    fn cacheable(out: &Result<T, E>, _: bool) -> Option<&T> {
+    type Value = T;
+    fn output(out: &Result<T, E>) -> Output<'_, T> {
+        match out {
+            Ok(v) => Output::Value(v),
+            Err(_) => Output::Err,
+        }
+    }
+    fn stored(out: &Result<T, E>) -> Option<&T> {
         out.as_ref().ok()
     }
     fn from_stored(stored: T) -> Result<T, E> {
         Ok(stored)
     }
-    fn failed(out: &Result<T, E>) -> bool {
-        out.is_err()
+}
+
+impl<T, E> Policy<Result<T, E>> for ResultErrPolicy
+where
+    T: Serialize + DeserializeOwned,
+    E: Serialize + DeserializeOwned,
+{
+    type Stored = Result<T, E>;
+    type Value = T;
+    fn output(out: &Result<T, E>) -> Output<'_, T> {
+        <ResultPolicy as Policy<Result<T, E>>>::output(out)
+    }
+    fn stored(out: &Result<T, E>) -> Option<&Result<T, E>> {
+        Some(out)
+    }
+    fn from_stored(stored: Result<T, E>) -> Result<T, E> {
+        stored
     }
 }
 
 impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for OptionPolicy {
     type Stored = Option<T>;
-    fn cacheable(out: &Option<T>, cache_none: bool) -> Option<&Option<T>> {
-        (out.is_some() || cache_none).then_some(out)
+    type Value = T;
+    fn output(out: &Option<T>) -> Output<'_, T> {
+        match out {
+            Some(v) => Output::Value(v),
+            None => Output::None,
+        }
+    }
+    fn stored(out: &Option<T>) -> Option<&Option<T>> {
+        Some(out)
     }
     fn from_stored(stored: Option<T>) -> Option<T> {
         stored
@@ -74,7 +120,11 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for OptionPolicy {
 
 impl<T: Serialize + DeserializeOwned> Policy<T> for ValuePolicy {
     type Stored = T;
-    fn cacheable(out: &T, _: bool) -> Option<&T> {
+    type Value = T;
+    fn output(out: &T) -> Output<'_, T> {
+        Output::Value(out)
+    }
+    fn stored(out: &T) -> Option<&T> {
         Some(out)
     }
     fn from_stored(stored: T) -> T {
@@ -87,14 +137,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn none_is_stored_only_with_cache_none() {
-        assert_eq!(OptionPolicy::cacheable(&None::<u8>, false), None);
-        assert_eq!(OptionPolicy::cacheable(&None::<u8>, true), Some(&None));
-        assert_eq!(OptionPolicy::cacheable(&Some(0u8), false), Some(&Some(0)));
+    fn none_and_errors_are_told_apart_from_values() {
+        assert_eq!(OptionPolicy::output(&None::<u8>), Output::None);
+        assert_eq!(OptionPolicy::output(&Some(0u8)), Output::Value(&0));
+        let err: Result<u8, u8> = Err(1);
+        assert_eq!(ResultPolicy::output(&err), Output::Err);
+        assert_eq!(ResultErrPolicy::stored(&err), Some(&Err(1)));
     }
 
     #[test]
     fn plain_values_are_always_stored() {
-        assert_eq!(ValuePolicy::cacheable(&false, false), Some(&false));
+        assert_eq!(ValuePolicy::stored(&false), Some(&false));
     }
 }

@@ -18,8 +18,6 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use ::redis::Value;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::backend::memory::Txn;
 use crate::backend::{Arg, Script};
@@ -43,32 +41,6 @@ fn get_with_pttl_in_memory(t: &mut Txn<'_>, keys: &[&str], _: &[Arg<'_>]) -> Val
     };
     let pttl = t.pttl(keys[0]).map_or(-2, |d| d.as_millis() as i64);
     Value::Array(vec![Value::BulkString(v.to_vec()), Value::Int(pttl)])
-}
-
-/// The stored form with `early_refresh`: the value and the milliseconds
-/// the function took to compute it.
-#[derive(Serialize)]
-pub(crate) struct EnvelopeRef<'a, S> {
-    pub(crate) v: &'a S,
-    pub(crate) d: u64,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Envelope<S> {
-    pub(crate) v: S,
-    pub(crate) d: u64,
-}
-
-/// Decodes a stored value: `(value, compute time in ms)`.
-pub(crate) fn decode_stored<S: DeserializeOwned>(
-    bytes: &[u8],
-    enveloped: bool,
-) -> crate::error::Result<(S, u64)> {
-    if enveloped {
-        crate::codec::decode::<Envelope<S>>(bytes).map(|e| (e.v, e.d))
-    } else {
-        crate::codec::decode::<S>(bytes).map(|v| (v, 0))
-    }
 }
 
 /// Whether a read with `time_left` until expiry should recompute now
@@ -140,17 +112,5 @@ mod tests {
             let r = uniform();
             assert!(r > 0.0 && r <= 1.0);
         }
-    }
-
-    #[test]
-    fn envelope_round_trips() {
-        let bytes = serde_json::to_vec(&EnvelopeRef {
-            v: &vec![1, 2],
-            d: 7,
-        })
-        .unwrap();
-        assert_eq!(bytes, br#"{"v":[1,2],"d":7}"#);
-        let (v, d) = decode_stored::<Vec<u8>>(&bytes, true).unwrap();
-        assert_eq!((v, d), (vec![1, 2], 7));
     }
 }

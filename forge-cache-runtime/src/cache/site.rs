@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::options::Jitter;
 use super::stats::Counters;
+use crate::format::{Codec, Format};
 use crate::glob;
 use crate::key::{ArgsHasher, hex_digest, join_key, push_bounded_component};
 
@@ -29,6 +31,10 @@ pub struct CacheSite {
     beta: f64,
     lock_wait: Option<Duration>,
     version: Option<&'static str>,
+    none_ttl: Option<Duration>,
+    err_ttl: Option<Duration>,
+    jitter: Jitter,
+    format: Option<Format>,
     pub(crate) counters: Counters,
 }
 
@@ -56,12 +62,28 @@ impl CacheSite {
             beta: 1.0,
             lock_wait: None,
             version: None,
+            none_ttl: None,
+            err_ttl: None,
+            jitter: Jitter::None,
+            format: None,
             counters: Counters::new(),
         }
     }
 
     /// Flag: probabilistic early recomputation (`early_refresh = true`).
     pub const EARLY_REFRESH: u8 = 2;
+
+    /// Flag: entries record the versions of their tags (`tags = [...]`).
+    pub const TAGGED: u8 = 4;
+
+    pub(crate) fn tagged(&self) -> bool {
+        self.flags & Self::TAGGED != 0
+    }
+
+    /// Whether stored values are wrapped (see `envelope`).
+    pub(crate) fn wrapped(&self) -> bool {
+        self.flags & (Self::EARLY_REFRESH | Self::TAGGED) != 0
+    }
 
     /// Sets `stale_ttl` (how long an expired value is still served while
     /// one caller refreshes it) and the XFetch `beta`.
@@ -78,7 +100,6 @@ impl CacheSite {
         self
     }
 
-    /// The bound of the cross-process wait, when `lock = true`.
     /// `version = N`: the key segment `vN`, between the function's name
     /// and the digest of its arguments, so entries of another version are
     /// never read.
@@ -93,6 +114,55 @@ impl CacheSite {
         self
     }
 
+    /// `none_ttl`: the TTL of a stored `None` (with `cache_none`).
+    pub const fn none_ttl(mut self, ttl: Duration) -> Self {
+        self.none_ttl = Some(ttl);
+        self
+    }
+
+    /// `err_ttl`: the TTL of a stored `Err`.
+    pub const fn err_ttl(mut self, ttl: Duration) -> Self {
+        self.err_ttl = Some(ttl);
+        self
+    }
+
+    /// `ttl_jitter = "N%"`: take up to `per_mille` thousandths off each TTL.
+    pub const fn jitter_per_mille(mut self, per_mille: u16) -> Self {
+        self.jitter = Jitter::PerMille(per_mille);
+        self
+    }
+
+    /// `ttl_jitter = <duration>`: take up to `most` (and at most half) off
+    /// each TTL.
+    pub const fn jitter_upto(mut self, most: Duration) -> Self {
+        self.jitter = Jitter::Upto(most);
+        self
+    }
+
+    /// `format = "..."`: this function's format, instead of the default.
+    pub const fn format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// How this function's values are written.
+    pub(crate) fn codec(&self, settings: &crate::settings::RedisSettings) -> Codec {
+        settings.codec(self.format)
+    }
+
+    pub(crate) fn ttl_of_none(&self) -> Option<Duration> {
+        self.none_ttl
+    }
+
+    pub(crate) fn ttl_of_err(&self) -> Option<Duration> {
+        self.err_ttl
+    }
+
+    pub(crate) fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
+    /// The bound of the cross-process wait, when `lock = true`.
     pub(crate) fn lock_wait(&self) -> Option<Duration> {
         self.lock_wait.filter(|w| !w.is_zero())
     }
@@ -310,6 +380,11 @@ impl KeyTemplate {
     /// The rendered key.
     pub(crate) fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The rendered key, owned.
+    pub(crate) fn into_string(self) -> String {
+        self.0
     }
 }
 

@@ -58,6 +58,7 @@ pub(crate) fn count(site: &'static CacheSite, event: Event) {
         Event::Coalesced => &c.coalesced,
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    crate::scope::record(site.prefix(), site.name(), event);
     crate::telemetry::cache_event(site.prefix(), site.name(), event);
     if !c.registered.load(Ordering::Relaxed) && !c.registered.swap(true, Ordering::AcqRel) {
         SITES
@@ -96,6 +97,23 @@ pub struct CacheCounters {
     /// Misses answered by a concurrent call of the same key in this process
     /// (single-flight) instead of running the function.
     pub coalesced: u64,
+}
+
+impl CacheCounters {
+    /// The counters of these events.
+    pub(crate) fn of(events: &[Event]) -> Self {
+        let mut c = CacheCounters::default();
+        for e in events {
+            *match e {
+                Event::Hit => &mut c.hits,
+                Event::Miss => &mut c.misses,
+                Event::Store => &mut c.stores,
+                Event::Error => &mut c.errors,
+                Event::Coalesced => &mut c.coalesced,
+            } += 1;
+        }
+        c
+    }
 }
 
 impl std::ops::AddAssign for CacheCounters {

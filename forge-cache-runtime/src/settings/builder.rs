@@ -25,6 +25,8 @@ pub struct RedisSettingsBuilder {
     max_value_bytes: usize,
     tls_ca_file: Option<PathBuf>,
     tls_insecure: bool,
+    format: Format,
+    compress_above: Option<usize>,
 }
 
 impl fmt::Debug for RedisSettingsBuilder {
@@ -58,6 +60,8 @@ impl Default for RedisSettingsBuilder {
             max_value_bytes: 8 * 1024 * 1024,
             tls_ca_file: None,
             tls_insecure: false,
+            format: Format::Json,
+            compress_above: None,
         }
     }
 }
@@ -145,6 +149,13 @@ impl RedisSettingsBuilder {
     setter!(/// `REDIS_MAX_VALUE_BYTES`: larger cached values are not stored
         /// (default 8 MiB).
         max_value_bytes: usize);
+    setter!(/// `REDIS_CACHE_FORMAT`: the format of cached values for functions
+        /// without `format = "..."` (default [`Format::Json`]). A binary format
+        /// needs its feature.
+        format: Format);
+    setter!(/// `REDIS_COMPRESS_ABOVE`: cached values larger than this many bytes
+        /// are compressed with zstd (default: never). Needs the `zstd` feature.
+        compress_above: Option<usize>);
 
     /// `REDIS_TLS_CA_FILE`: a PEM file of CA certificates to trust for
     /// `rediss://` instead of the system's roots.
@@ -212,6 +223,20 @@ impl RedisSettingsBuilder {
                 "REDIS_MEMORY_MAX_ENTRIES",
                 "0",
                 "a whole number of entries > 0",
+            ));
+        }
+        if !self.format.available() {
+            return Err(Error::config(
+                "REDIS_CACHE_FORMAT",
+                self.format.name(),
+                super::FORMATS_ACCEPTED,
+            ));
+        }
+        if let (Some(above), false) = (self.compress_above, cfg!(feature = "zstd")) {
+            return Err(Error::config(
+                "REDIS_COMPRESS_ABOVE",
+                above.to_string(),
+                "no value in this build: compression needs the `zstd` feature of forge-cache",
             ));
         }
         if self.max_value_bytes == 0 {
@@ -305,6 +330,8 @@ impl RedisSettingsBuilder {
             max_value_bytes: self.max_value_bytes,
             tls_ca_file: self.tls_ca_file,
             tls_insecure: self.tls_insecure,
+            format: self.format,
+            compress_above: self.compress_above,
         })
     }
 }

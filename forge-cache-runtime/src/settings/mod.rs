@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use crate::cluster_url::{is_cluster_scheme, parse_cluster_url, parse_node_list, redact_nodes};
 use crate::error::{Error, Result};
+use crate::format::{Codec, Format};
 use crate::secret::{Secret, redact_url};
+
+/// What `REDIS_CACHE_FORMAT` accepts, for its error.
+const FORMATS_ACCEPTED: &str =
+    "json, msgpack (with the `msgpack` feature) or postcard (with the `postcard` feature)";
 
 mod builder;
 mod parse;
@@ -88,6 +93,8 @@ pub struct RedisSettings {
     pub(crate) max_value_bytes: usize,
     pub(crate) tls_ca_file: Option<PathBuf>,
     pub(crate) tls_insecure: bool,
+    pub(crate) format: Format,
+    pub(crate) compress_above: Option<usize>,
 }
 
 impl fmt::Debug for RedisSettings {
@@ -104,6 +111,8 @@ impl fmt::Debug for RedisSettings {
             .field("max_value_bytes", &self.max_value_bytes)
             .field("tls_ca_file", &self.tls_ca_file)
             .field("tls_insecure", &self.tls_insecure)
+            .field("format", &self.format)
+            .field("compress_above", &self.compress_above)
             .finish()
     }
 }
@@ -328,6 +337,21 @@ impl RedisSettings {
         if let Some(v) = get("REDIS_TLS_INSECURE") {
             b = b.tls_insecure(parse_bool("REDIS_TLS_INSECURE", &v)?);
         }
+        if let Some(v) = get("REDIS_CACHE_FORMAT") {
+            let name = v.trim().to_ascii_lowercase();
+            b =
+                b.format(Format::parse(&name).ok_or_else(|| {
+                    Error::config("REDIS_CACHE_FORMAT", v.clone(), FORMATS_ACCEPTED)
+                })?);
+        }
+        if let Some(v) = get("REDIS_COMPRESS_ABOVE") {
+            b = b.compress_above(Some(parse_num(
+                "REDIS_COMPRESS_ABOVE",
+                &v,
+                0,
+                "a whole number of bytes (values larger than it are compressed with zstd)",
+            )?));
+        }
         if let Some(v) = get("REDIS_MAX_VALUE_BYTES") {
             b = b.max_value_bytes(parse_num(
                 "REDIS_MAX_VALUE_BYTES",
@@ -351,6 +375,21 @@ impl RedisSettings {
     /// `REDIS_DEFAULT_TTL`: the TTL of `#[cache_result]` without `ttl`.
     pub fn default_ttl(&self) -> Duration {
         self.default_ttl
+    }
+
+    /// `REDIS_CACHE_FORMAT`: the format of cached values for functions
+    /// without `format = "..."` (default JSON).
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The codec of cached values in `format` (or the default format).
+    pub(crate) fn codec(&self, format: Option<Format>) -> Codec {
+        Codec {
+            format: format.unwrap_or(self.format),
+            compress_above: self.compress_above,
+            max_bytes: self.max_value_bytes,
+        }
     }
 
     /// `REDIS_SOCKET_TIMEOUT`: connect and response timeout.

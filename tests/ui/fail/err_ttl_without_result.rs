@@ -1,0 +1,8 @@
+use forge_cache::cache_result;
+
+#[cache_result(ttl = 60, err_ttl = 5)]
+async fn find(id: u64) -> Option<u64> {
+    Some(id)
+}
+
+fn main() {}
