@@ -319,6 +319,7 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
     cached_product_tagged(1).await;
     let memory = CacheManager::new(RedisSettings::memory()).unwrap();
     memory.scope(cached_product(1)).await;
+    memory.scope(cached_product_tagged(1)).await;
 
     let mut b = Bench {
         ops,
@@ -494,6 +495,15 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
             },
         )
         .await;
+        b.alone(
+            "in-memory backend tagged hit (2 tags)",
+            conc,
+            &memory,
+            |_| async {
+                std::hint::black_box(cached_product_tagged(1).await);
+            },
+        )
+        .await;
     }
 
     // Allocations per call, measured on one task after warm-up.
@@ -531,6 +541,14 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
         .await;
     allocs.push((
         "cache hit via #[cache_result] (in-memory)",
+        (allocations() - before) as f64 / n as f64,
+    ));
+    let before = allocations();
+    for _ in 0..n {
+        std::hint::black_box(cached_product_tagged(1).await);
+    }
+    allocs.push((
+        "tagged cache hit, 2 tags (Redis)",
         (allocations() - before) as f64 / n as f64,
     ));
     let before = allocations();

@@ -171,9 +171,15 @@ impl Template {
     /// references to the arguments (before the body takes them). A
     /// placeholder whose value is not `Display` is reported at the template.
     pub(crate) fn render(&self, p: &TokenStream) -> TokenStream {
+        self.render_after(p, "")
+    }
+
+    /// [`render`](Self::render), after the literal `prefix`.
+    pub(crate) fn render_after(&self, p: &TokenStream, prefix: &str) -> TokenStream {
         let k = mixed("__forge_key_template");
         let span = self.lit.span();
-        let mut capacity = 0usize;
+        let mut capacity = prefix.len();
+        let prefix = (!prefix.is_empty()).then(|| quote!(#k.lit(#prefix);));
         let parts: Vec<TokenStream> = self
             .parts
             .iter()
@@ -199,6 +205,7 @@ impl Template {
             .collect();
         quote!({
             let mut #k = #p::KeyTemplate::new(#capacity);
+            #prefix
             #(#parts)*
             #k
         })

@@ -228,10 +228,6 @@ fn unavailable(format: Format) -> Box<dyn std::error::Error + Send + Sync> {
     .into()
 }
 
-/// zstd level 3 (the library's default: fast, and most of the gain).
-#[cfg(feature = "zstd")]
-const ZSTD_LEVEL: i32 = 3;
-
 /// `body` (a value as [`Codec::encode`] made it) compressed, with a header.
 fn compress(format: Format, body: &[u8]) -> Result<Vec<u8>> {
     // The payload of a value with a header; all of plain JSON.
@@ -241,8 +237,8 @@ fn compress(format: Format, body: &[u8]) -> Result<Vec<u8>> {
     };
     #[cfg(feature = "zstd")]
     {
-        let z = zstd::bulk::compress(payload, ZSTD_LEVEL)
-            .map_err(|e| codec_error("compress", format)(e.into()))?;
+        let z =
+            zstd_codec::compress(payload).map_err(|e| codec_error("compress", format)(e.into()))?;
         Ok(with_header(format, ZSTD, z))
     }
     #[cfg(not(feature = "zstd"))]
@@ -260,13 +256,71 @@ fn compress(format: Format, body: &[u8]) -> Result<Vec<u8>> {
 fn decompress(format: Format, payload: &[u8], max_bytes: usize) -> Result<Vec<u8>> {
     #[cfg(feature = "zstd")]
     {
-        zstd::bulk::decompress(payload, max_bytes)
+        zstd_codec::decompress(payload, max_bytes)
             .map_err(|e| codec_error("decompress", format)(e.into()))
     }
     #[cfg(not(feature = "zstd"))]
     {
         Err(Error::OtherFormat {
             expected: "uncompressed (this build lacks the `zstd` feature)",
+        })
+    }
+}
+
+/// zstd with one compression and one decompression context per thread:
+/// creating a context costs more than compressing a small value.
+#[cfg(feature = "zstd")]
+mod zstd_codec {
+    use std::cell::RefCell;
+    use std::io;
+
+    use zstd::bulk::{Compressor, Decompressor};
+
+    /// Level 3, the library's default: fast, and most of the gain.
+    const LEVEL: i32 = 3;
+
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
+        static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn compress(payload: &[u8]) -> io::Result<Vec<u8>> {
+        COMPRESSOR.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let c = match &mut *slot {
+                Some(c) => c,
+                None => slot.insert(Compressor::new(LEVEL)?),
+            };
+            // The frame records the content size, which `decompress` reads.
+            c.compress(payload)
+        })
+    }
+
+    /// Inflates to exactly the size the frame records, which must be at
+    /// most `max_bytes`: memory is bounded by the value, not by the limit.
+    pub(super) fn decompress(payload: &[u8], max_bytes: usize) -> io::Result<Vec<u8>> {
+        let size = match zstd::zstd_safe::get_frame_content_size(payload) {
+            Ok(Some(n)) => n,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "not a zstd frame with its content size",
+                ));
+            }
+        };
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|n| *n <= max_bytes)
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "inflates past the value limit")
+            })?;
+        DECOMPRESSOR.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let d = match &mut *slot {
+                Some(d) => d,
+                None => slot.insert(Decompressor::new()?),
+            };
+            d.decompress(payload, size)
         })
     }
 }

@@ -214,7 +214,9 @@ fn options(
         let t = mixed("__forge_cache_tags");
         let n = args.tags.len();
         let pushes = args.tags.iter().map(|tag| {
-            let rendered = tag.render(p);
+            // Rendered as its version key, `%tag:<tag>` (see the runtime's
+            // `cache/tags.rs`), so a hit builds no other string.
+            let rendered = tag.render_after(p, "%tag:");
             quote!(#t.push(#rendered);)
         });
         quote!({

@@ -1,6 +1,7 @@
 //! The functions `#[cache_result]` expands to: read, run on a miss (once per
 //! key in this process), store; and the invalidation companions.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -326,8 +327,9 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
     }
     let generation = manager.state::<Flights>().generation(&key);
     let codec = site.codec(manager.settings());
-    let (reply, tags_now) = fetch(site, drive, &key, &tag_keys).await;
-    let (mut backend_ok, mut stale) = match read::<S>(site, manager, reply, &tags_now) {
+    let mut fetched = fetch(site, drive, &key, &tag_keys).await;
+    let entry = std::mem::replace(&mut fetched.entry, Ok(Value::Nil));
+    let (mut backend_ok, mut stale) = match read::<S>(site, manager, entry, fetched.tags_now()) {
         Read::Hit(v) => return Before::Serve(v),
         Read::Refresh(v, d) => (true, Some((v, d))),
         Read::Miss => (true, None),
@@ -409,7 +411,7 @@ async fn before<'a, S: DeserializeOwned, D: Drive>(
 async fn versions<D: Drive>(
     site: &'static CacheSite,
     drive: &D,
-    tag_keys: &[String],
+    tag_keys: &[Cow<'_, str>],
 ) -> (Vec<String>, bool) {
     if tag_keys.is_empty() {
         return (Vec::new(), true);

@@ -2,6 +2,7 @@
 //! tags), decoding, the tag and TTL checks, and the values a concurrent
 //! call or process left.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use ::redis::Value;
@@ -197,35 +198,62 @@ pub(super) async fn fetch<D: Drive>(
     site: &'static CacheSite,
     drive: &D,
     key: &str,
-    tag_keys: &[String],
-) -> (Result<Value>, Vec<Value>) {
-    if tag_keys.is_empty() {
-        let reply = if site.refreshes() {
+    tag_keys: &[Cow<'_, str>],
+) -> Fetched {
+    let failed = |e| Fetched {
+        entry: Err(e),
+        values: Vec::new(),
+        first_tag: 0,
+    };
+    if tag_keys.is_empty() || site.refreshes() {
+        let entry = if site.refreshes() {
             drive.exec(Op::Script(&GET_WITH_PTTL, &[key], &[])).await
         } else {
             drive.exec(Op::Get(key)).await
         };
-        return (reply, Vec::new());
-    }
-    let tag_refs: Vec<&str> = tag_keys.iter().map(String::as_str).collect();
-    if site.refreshes() {
-        let reply = drive.exec(Op::Script(&GET_WITH_PTTL, &[key], &[])).await;
-        return match (reply, drive.exec(Op::MGet(&tag_refs)).await) {
-            (Ok(entry), Ok(Value::Array(now))) => (Ok(entry), now),
-            (Err(e), _) | (_, Err(e)) => (Err(e), Vec::new()),
-            (Ok(_), Ok(_)) => (Err(unexpected("MGET")), Vec::new()),
+        if tag_keys.is_empty() {
+            return Fetched {
+                entry,
+                values: Vec::new(),
+                first_tag: 0,
+            };
+        }
+        let refs: Vec<&str> = tag_keys.iter().map(AsRef::as_ref).collect();
+        return match (entry, drive.exec(Op::MGet(&refs)).await) {
+            (Ok(entry), Ok(Value::Array(values))) => Fetched {
+                entry: Ok(entry),
+                values,
+                first_tag: 0,
+            },
+            (Err(e), _) | (_, Err(e)) => failed(e),
+            (Ok(_), Ok(_)) => failed(unexpected("MGET")),
         };
     }
     let mut keys = Vec::with_capacity(tag_keys.len() + 1);
     keys.push(key);
-    keys.extend(tag_refs);
+    keys.extend(tag_keys.iter().map(AsRef::as_ref));
     match drive.exec(Op::MGet(&keys)).await {
-        Ok(Value::Array(mut values)) if values.len() == keys.len() => {
-            let now = values.split_off(1);
-            (Ok(values.pop().unwrap_or(Value::Nil)), now)
-        }
-        Ok(_) => (Err(unexpected("MGET")), Vec::new()),
-        Err(e) => (Err(e), Vec::new()),
+        Ok(Value::Array(mut values)) if values.len() == keys.len() => Fetched {
+            entry: Ok(std::mem::replace(&mut values[0], Value::Nil)),
+            values,
+            first_tag: 1,
+        },
+        Ok(_) => failed(unexpected("MGET")),
+        Err(e) => failed(e),
+    }
+}
+
+/// What [`fetch`] read: the entry, and the current versions of the call's
+/// tags (`values[first_tag..]`).
+pub(super) struct Fetched {
+    pub(super) entry: Result<Value>,
+    values: Vec<Value>,
+    first_tag: usize,
+}
+
+impl Fetched {
+    pub(super) fn tags_now(&self) -> &[Value] {
+        self.values.get(self.first_tag..).unwrap_or(&[])
     }
 }
 

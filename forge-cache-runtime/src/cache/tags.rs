@@ -20,6 +20,7 @@
 //! record it (the TTL plus `stale_ttl`, and a day at least); a miss extends
 //! it. When it expires anyway, its entries turn into misses: never stale.
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -35,12 +36,13 @@ use crate::global::current;
 use crate::key::join_key;
 use crate::manager::CacheManager;
 
-/// The tags of one call, rendered from its arguments.
+/// The tags of one call, rendered from its arguments as their version keys
+/// without the namespace (`%tag:<tag>`).
 ///
 /// ```
 /// use forge_cache_runtime::__private::{KeyTemplate, Tags};
-/// let mut t = KeyTemplate::new(8);
-/// t.lit("user:");
+/// let mut t = KeyTemplate::new(16);
+/// t.lit("%tag:user:");
 /// t.part(&42);
 /// let mut tags = Tags::with_capacity(1);
 /// tags.push(t);
@@ -58,7 +60,7 @@ impl Tags {
         Tags(Vec::with_capacity(n))
     }
 
-    /// Adds a rendered tag.
+    /// Adds a rendered version key (`%tag:<tag>`).
     pub fn push(&mut self, tag: KeyTemplate) {
         self.0.push(tag.into_string());
     }
@@ -73,9 +75,15 @@ pub(crate) fn version_key(namespace: Option<&str>, tag: &str) -> String {
     join_key(namespace, &["%tag", tag])
 }
 
-/// The version keys of a call's tags.
-pub(crate) fn version_keys(namespace: Option<&str>, tags: &Tags) -> Vec<String> {
-    tags.0.iter().map(|t| version_key(namespace, t)).collect()
+/// The version keys of a call's tags (borrowed, without a namespace).
+pub(crate) fn version_keys<'t>(namespace: Option<&str>, tags: &'t Tags) -> Vec<Cow<'t, str>> {
+    tags.0
+        .iter()
+        .map(|k| match namespace {
+            None => Cow::Borrowed(k.as_str()),
+            Some(_) => Cow::Owned(join_key(namespace, &[k])),
+        })
+        .collect()
 }
 
 /// How long the version keys of an entry stored for up to `entry_ttl` live.
@@ -125,7 +133,7 @@ fn tag_version_in_memory(t: &mut Txn<'_>, keys: &[&str], args: &[Arg<'_>]) -> Va
 /// miss only.
 pub(crate) async fn versions<D: Drive>(
     d: &D,
-    keys: &[String],
+    keys: &[Cow<'_, str>],
     ttl: Duration,
 ) -> Result<Vec<String>> {
     let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
@@ -134,7 +142,8 @@ pub(crate) async fn versions<D: Drive>(
         let fresh = crate::random::random_id()?;
         let args = [Arg::Bytes(fresh.as_bytes()), Arg::Int(ms)];
         out.push(reply::<String>(
-            d.exec(Op::Script(&TAG_VERSION, &[key], &args)).await?,
+            d.exec(Op::Script(&TAG_VERSION, &[key.as_ref()], &args))
+                .await?,
         )?);
     }
     Ok(out)
