@@ -63,14 +63,6 @@ struct User {
     name: String,
 }
 
-// `axum::Json<T>` is not `Serialize`, so a cached handler returns the
-// value type, which renders itself as JSON.
-impl IntoResponse for User {
-    fn into_response(self) -> Response {
-        Json(self).into_response()
-    }
-}
-
 #[derive(Debug)]
 enum AppError {
     NotFound,
@@ -93,10 +85,11 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Only `Ok` is cached: a 404 is not, so a user created later is found.
+/// Only `Ok` is cached (as the `User` inside the `Json`): a 404 is not, so
+/// a user created later is found.
 #[cache_result(ttl = 60, key = "user:{id}", skip(db))]
-async fn get_user(State(db): State<Db>, Path(id): Path<u64>) -> Result<User, AppError> {
-    db.load(id).await.ok_or(AppError::NotFound)
+async fn get_user(State(db): State<Db>, Path(id): Path<u64>) -> Result<Json<User>, AppError> {
+    db.load(id).await.map(Json).ok_or(AppError::NotFound)
 }
 
 async fn rename_user(State(db): State<Db>, Path(id): Path<u64>, name: String) -> StatusCode {
