@@ -35,7 +35,11 @@ async fn plain(Path(id): Path<u64>) -> Json<User> {
 
 #[cache_result(ttl = 60, key = "t_json:result:{id}")]
 async fn result(Path(id): Path<u64>) -> Result<Json<User>, String> {
-    if id == 0 { Err("no user 0".into()) } else { Ok(Json(user(id))) }
+    if id == 0 {
+        Err("no user 0".into())
+    } else {
+        Ok(Json(user(id)))
+    }
 }
 
 #[cache_result(ttl = 60, key = "t_json:option:{id}", unless = |u| u.name.is_empty())]
@@ -53,7 +57,13 @@ async fn json_handlers_cache_the_value_inside(env: Env) {
         .scope(async {
             let before = CALLS.load(Ordering::SeqCst);
             for _ in 0..2 {
-                assert_eq!(plain(Path(1)).await.0, User { id: 1, name: "user 1".into() });
+                assert_eq!(
+                    plain(Path(1)).await.0,
+                    User {
+                        id: 1,
+                        name: "user 1".into()
+                    }
+                );
                 assert_eq!(result(Path(2)).await.unwrap().0.id, 2);
                 assert_eq!(option(Path(3)).await.unwrap().0.id, 3);
                 assert!(result(Path(0)).await.is_err());

@@ -179,9 +179,9 @@ fn json_value(ty: &Type) -> Option<Span> {
         return None;
     };
     match a.args.first()? {
-        syn::GenericArgument::Type(inner) => {
-            last(inner).filter(|s| s.ident == "Json").map(|s| s.ident.span())
-        }
+        syn::GenericArgument::Type(inner) => last(inner)
+            .filter(|s| s.ident == "Json")
+            .map(|s| s.ident.span()),
         _ => None,
     }
 }

@@ -46,7 +46,9 @@ pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream 
     };
     let plan = key_plan(&args, &info, &mut errors);
     let kind = args.returns.map_or(info.ret_kind, |r| r.0);
-    if let (Some(span), true, Some(_)) = (args.cache_none, kind == ReturnKind::Option, info.ret_json) {
+    if let (Some(span), true, Some(_)) =
+        (args.cache_none, kind == ReturnKind::Option, info.ret_json)
+    {
         errors.push(syn::Error::new(
             span,
             "`cache_none` is not supported with `Option<Json<T>>`: return `Option<T>` from an inner cached function and wrap it in `Json` in the handler",
