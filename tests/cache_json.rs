@@ -55,22 +55,31 @@ fn sync_handler(id: u64) -> axum::Json<User> {
 async fn json_handlers_cache_the_value_inside(env: Env) {
     env.manager
         .scope(async {
-            let before = CALLS.load(Ordering::SeqCst);
-            for _ in 0..2 {
-                assert_eq!(
-                    plain(Path(1)).await.0,
-                    User {
-                        id: 1,
-                        name: "user 1".into()
-                    }
-                );
-                assert_eq!(result(Path(2)).await.unwrap().0.id, 2);
-                assert_eq!(option(Path(3)).await.unwrap().0.id, 3);
-                assert!(result(Path(0)).await.is_err());
-                assert!(option(Path(0)).await.is_none());
-            }
-            // One computation per key; errors and `None` are not cached.
-            assert_eq!(CALLS.load(Ordering::SeqCst) - before, 3);
+            let ((), calls) = forge_cache::testing::record(async {
+                for _ in 0..2 {
+                    assert_eq!(
+                        plain(Path(1)).await.0,
+                        User {
+                            id: 1,
+                            name: "user 1".into()
+                        }
+                    );
+                    assert_eq!(result(Path(2)).await.unwrap().0.id, 2);
+                    assert_eq!(option(Path(3)).await.unwrap().0.id, 3);
+                    assert!(result(Path(0)).await.is_err());
+                    assert!(option(Path(0)).await.is_none());
+                }
+            })
+            .await;
+            // One store per key; errors and `None` are not cached.
+            let (p, r, o) = (
+                calls.function("plain"),
+                calls.function("result"),
+                calls.function("option"),
+            );
+            assert_eq!((p.stores, p.hits), (1, 1));
+            assert_eq!((r.stores, r.hits, r.misses), (1, 1, 3));
+            assert_eq!((o.stores, o.hits, o.misses), (1, 1, 3));
             // What is stored is the plain `T`, readable by any service.
             let stored: User = env.manager.get("t_json:plain:1").await.unwrap().unwrap();
             assert_eq!(stored.name, "user 1");
