@@ -10,6 +10,8 @@
 //! - [`RateLimitLayer`] limits a router or route per client IP (behind
 //!   [`TrustedProxies`] if any) or per key from the request, and sets the
 //!   headers on admitted responses too.
+//! - [`ResponseCacheLayer`] caches the responses of a router or route, with
+//!   `ETag` and `304`, `Cache-Control`, `Age`, `Vary` and `X-Cache`.
 //!
 //! Headers, for `max_requests = 100` per hour with 99 left and 3599 s to
 //! the full quota:
@@ -28,7 +30,9 @@
 //! window `w`, remaining `r`, reset `t`).
 
 mod client;
+mod entry;
 mod layer;
+mod response;
 
 use std::time::Duration;
 
@@ -38,6 +42,7 @@ use ::axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts}
 
 pub use client::{ClientIp, ForwardedHeader, TrustedProxies};
 pub use layer::{RateLimitLayer, RateLimitService};
+pub use response::{DEFAULT_MAX_BODY, ResponseCacheLayer, ResponseCacheService, X_CACHE};
 
 use crate::ratelimit::{Decision, RateLimitExceeded};
 
