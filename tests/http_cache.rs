@@ -22,6 +22,24 @@ use forge_cache::axum::ResponseCacheLayer;
 struct App {
     runs: Arc<AtomicUsize>,
     version: Arc<AtomicUsize>,
+    /// 0: answer; 1: 500; 2: panic; 3: answer too late.
+    mode: Arc<AtomicUsize>,
+}
+
+async fn flaky(State(app): State<App>) -> impl IntoResponse {
+    app.runs.fetch_add(1, Ordering::SeqCst);
+    match app.mode.load(Ordering::SeqCst) {
+        0 => (
+            StatusCode::OK,
+            format!("v{}", app.version.load(Ordering::SeqCst)),
+        ),
+        1 => (StatusCode::INTERNAL_SERVER_ERROR, "down".to_owned()),
+        2 => panic!("the handler panics"),
+        _ => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            (StatusCode::OK, "late".to_owned())
+        }
+    }
 }
 
 async fn item(State(app): State<App>, Path(id): Path<u64>) -> impl IntoResponse {
@@ -223,10 +241,43 @@ async fn invalidation_changes_the_etag(env: Env) {
     assert_eq!((same.status, same.cache()), (304, "MISS"));
 }
 
+async fn stale_if_error_serves_the_old_copy(env: Env) {
+    let app = App::default();
+    let layer = ResponseCacheLayer::new(Duration::from_secs(1))
+        .stale_if_error(Duration::from_secs(60))
+        .timeout(Duration::from_millis(300))
+        .manager(env.manager.clone());
+    let router = Router::new()
+        .route("/flaky", get(flaky))
+        .layer(layer)
+        .with_state(app.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    assert_eq!(curl(port, "/flaky", &[]).await.body, "v0");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the TTL
+    for mode in [1, 2, 3] {
+        app.mode.store(mode, Ordering::SeqCst);
+        let r = curl(port, "/flaky", &[]).await;
+        assert_eq!(
+            (r.status, r.cache(), r.body.as_str()),
+            (200, "STALE", "v0"),
+            "mode {mode}"
+        );
+    }
+    // Once the handler answers again, the entry is refreshed.
+    app.mode.store(0, Ordering::SeqCst);
+    app.version.store(1, Ordering::SeqCst);
+    let r = curl(port, "/flaky", &[]).await;
+    assert_eq!((r.cache(), r.body.as_str()), ("MISS", "v1"));
+    assert_eq!(curl(port, "/flaky", &[]).await.cache(), "HIT");
+}
+
 on_every_backend!(
     hits_misses_etags_and_304,
     vary_no_store_errors_and_big_bodies,
     invalidation_changes_the_etag,
+    stale_if_error_serves_the_old_copy,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,8 @@
 //! `draft-ietf-httpapi-ratelimit-headers` (structured fields: quota `q`,
 //! window `w`, remaining `r`, reset `t`).
 
+mod body;
+mod cache_headers;
 mod client;
 mod entry;
 mod layer;

@@ -6,20 +6,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use ::axum::body::{Body, Bytes};
-use ::axum::http::header::{
-    AGE, CACHE_CONTROL, CONTENT_LENGTH, ETAG, IF_NONE_MATCH, SET_COOKIE, VARY,
-};
+use ::axum::body::Body;
+use ::axum::http::header::{CONTENT_LENGTH, ETAG, SET_COOKIE, VARY};
 use ::axum::http::request::Parts;
-use ::axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use ::axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use ::axum::response::Response;
-use http_body::{Body as _, Frame};
 use md5::{Digest, Md5};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::body::{CatchPanic, Collected, collect};
+use super::cache_headers::{directives, etag_of, max_age, now_ms, respond, stored_header};
 use super::entry::Entry;
 use crate::drive::{Async, Drive};
 use crate::flight::{Flights, Join, State};
@@ -28,8 +27,7 @@ use crate::manager::CacheManager;
 
 type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
-/// `X-Cache: HIT` or `MISS` on every response that went through the cache.
-pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+pub use super::cache_headers::X_CACHE;
 
 /// Caches the responses of a router or route in Redis (or the in-memory
 /// backend): `GET` and `HEAD` only, the statuses you allow (200 by
@@ -82,6 +80,8 @@ struct Config {
     cache_set_cookie: bool,
     key: Option<KeyFn>,
     manager: Option<CacheManager>,
+    stale: Duration,
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for ResponseCacheLayer {
@@ -96,6 +96,8 @@ impl fmt::Debug for ResponseCacheLayer {
             .field("respect_client_no_cache", &c.respect_no_cache)
             .field("cache_set_cookie", &c.cache_set_cookie)
             .field("key_by", &c.key.is_some())
+            .field("stale_if_error", &c.stale)
+            .field("timeout", &c.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +119,8 @@ impl ResponseCacheLayer {
                 cache_set_cookie: false,
                 key: None,
                 manager: None,
+                stale: Duration::ZERO,
+                timeout: None,
             }),
         }
     }
@@ -136,6 +140,8 @@ impl ResponseCacheLayer {
                 cache_set_cookie: c.cache_set_cookie,
                 key: c.key.clone(),
                 manager: c.manager.clone(),
+                stale: c.stale,
+                timeout: c.timeout,
             };
             f(&mut copy);
             self.config = Arc::new(copy);
@@ -266,6 +272,35 @@ impl ResponseCacheLayer {
         self.with(|c| c.manager = Some(manager))
     }
 
+    /// Keeps each response this long past its TTL, and serves that stale
+    /// copy (with `X-Cache: STALE`) when the handler fails while
+    /// recomputing it: a `5xx`, a panic, or (with [`timeout`](Self::timeout))
+    /// no response in time. Default: zero, off.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use forge_cache_runtime::axum::ResponseCacheLayer;
+    /// let layer = ResponseCacheLayer::new(Duration::from_secs(60))
+    ///     .stale_if_error(Duration::from_secs(600))
+    ///     .timeout(Duration::from_secs(2));
+    /// ```
+    pub fn stale_if_error(self, stale: Duration) -> Self {
+        self.with(|c| c.stale = stale)
+    }
+
+    /// With [`stale_if_error`](Self::stale_if_error): how long the handler
+    /// may take to recompute an entry that has a stale copy before the stale
+    /// copy is served. The handler is not given a deadline otherwise.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use forge_cache_runtime::axum::ResponseCacheLayer;
+    /// let layer = ResponseCacheLayer::new(Duration::from_secs(60)).timeout(Duration::from_secs(2));
+    /// ```
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with(|c| c.timeout = Some(timeout))
+    }
+
     /// Removes the cached responses of the paths matching `path` (a path,
     /// or a pattern with `*`, e.g. `/users/*`), whatever their query and
     /// varying headers; returns how many. Paths longer than 200 bytes are
@@ -394,230 +429,6 @@ fn ask(config: &Config, parts: &Parts) -> Ask {
     }
 }
 
-/// The `Cache-Control` directives of `headers`, lowercased, without values.
-fn directives(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_ascii_lowercase())
-        .collect()
-}
-
-/// `max-age` (or `s-maxage`, which wins) of a response's `Cache-Control`.
-fn max_age(directives: &[String]) -> Option<Duration> {
-    let find = |name: &str| {
-        directives.iter().find_map(|d| {
-            let (k, v) = d.split_once('=')?;
-            (k.trim() == name).then(|| v.trim().trim_matches('"').parse::<u64>().ok())?
-        })
-    };
-    find("s-maxage")
-        .or_else(|| find("max-age"))
-        .map(Duration::from_secs)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A strong ETag over the body.
-fn etag_of(body: &[u8]) -> String {
-    let digest: [u8; 16] = Md5::digest(body).into();
-    let mut buf = [0u8; 32];
-    format!("\"{}\"", hex_digest(&digest, &mut buf))
-}
-
-/// Whether `If-None-Match` names `etag` (or is `*`). Weak comparison, as
-/// RFC 9110 requires for `If-None-Match`.
-fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-    let etag = bare(etag);
-    headers
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim() == "*" || bare(t) == etag)
-}
-
-/// Headers never stored: hop-by-hop ones (RFC 9110 section 7.6.1) and
-/// those this layer sets itself.
-fn stored_header(name: &HeaderName, cache_set_cookie: bool) -> bool {
-    !matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "age"
-            | "x-cache"
-            | "content-length"
-    ) && (cache_set_cookie || *name != SET_COOKIE)
-}
-
-/// The response to send for `entry`: `304` when `If-None-Match` matches,
-/// no body for `HEAD`.
-fn respond(entry: &Entry, req: &Parts, hit: bool, ttl_left: Duration) -> Response {
-    let not_modified = none_match(&req.headers, &entry.etag);
-    let mut response = if not_modified {
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        // RFC 9110 section 15.4.5: the headers a 200 would have carried
-        // that describe caching.
-        for (name, value) in &entry.headers {
-            if matches!(
-                name.as_str(),
-                "cache-control" | "content-location" | "date" | "expires" | "vary"
-            ) {
-                r.headers_mut().append(name.clone(), value.clone());
-            }
-        }
-        r
-    } else {
-        let body = if req.method == Method::HEAD {
-            Body::empty()
-        } else {
-            Body::from(entry.body.clone())
-        };
-        let mut r = Response::new(body);
-        *r.status_mut() = entry.status;
-        for (name, value) in &entry.headers {
-            r.headers_mut().append(name.clone(), value.clone());
-        }
-        if req.method == Method::HEAD || entry.body.is_empty() {
-            r.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
-        }
-        r
-    };
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&entry.etag) {
-        h.insert(ETAG, v);
-    }
-    if !entry.headers.iter().any(|(n, _)| *n == CACHE_CONTROL) {
-        let secs = ttl_left.as_secs();
-        if let Ok(v) = HeaderValue::from_str(&format!("max-age={secs}")) {
-            h.insert(CACHE_CONTROL, v);
-        }
-    }
-    let age = now_ms().saturating_sub(entry.stored_ms) / 1000;
-    h.insert(AGE, HeaderValue::from(age));
-    h.insert(
-        X_CACHE,
-        HeaderValue::from_static(if hit { "HIT" } else { "MISS" }),
-    );
-    response
-}
-
-/// A body read up to `limit` bytes: the bytes, or (over the limit, or
-/// with trailers) a body that replays what was read, then the rest.
-enum Collected {
-    Whole(Bytes),
-    Passed(Body),
-}
-
-async fn collect(mut body: Body, limit: usize) -> Collected {
-    let mut read: Vec<Bytes> = Vec::new();
-    let mut size = 0usize;
-    loop {
-        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-        match frame {
-            None => break,
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    size += data.len();
-                    read.push(data);
-                    if size > limit {
-                        return Collected::Passed(Body::new(Replay { read, rest: body }));
-                    }
-                }
-                Err(frame) => {
-                    let Ok(trailers) = frame.into_trailers() else {
-                        continue;
-                    };
-                    let rest = Body::new(Trailers(Some(trailers)));
-                    return Collected::Passed(Body::new(Replay { read, rest }));
-                }
-            },
-            Some(Err(e)) => {
-                // The error reaches the client as the body's error.
-                return Collected::Passed(Body::new(Replay {
-                    read,
-                    rest: Body::new(Failed(Some(e))),
-                }));
-            }
-        }
-    }
-    Collected::Whole(match read.len() {
-        0 => Bytes::new(),
-        1 => read.pop().unwrap_or_default(),
-        _ => Bytes::from(read.concat()),
-    })
-}
-
-/// The frames read so far, then `rest`.
-struct Replay {
-    read: Vec<Bytes>,
-    rest: Body,
-}
-
-impl http_body::Body for Replay {
-    type Data = Bytes;
-    type Error = ::axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if !self.read.is_empty() {
-            let data = self.read.remove(0);
-            if !data.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(data))));
-            }
-        }
-        Pin::new(&mut self.rest).poll_frame(cx)
-    }
-}
-
-/// A body of one trailers frame.
-struct Trailers(Option<HeaderMap>);
-
-impl http_body::Body for Trailers {
-    type Data = Bytes;
-    type Error = ::axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(self.0.take().map(|t| Ok(Frame::trailers(t))))
-    }
-}
-
-/// A body that fails with the error the handler's body failed with.
-struct Failed(Option<::axum::Error>);
-
-impl http_body::Body for Failed {
-    type Data = Bytes;
-    type Error = ::axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(self.0.take().map(Err))
-    }
-}
-
 impl<S> Service<Request<Body>> for ResponseCacheService<S>
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -655,14 +466,17 @@ where
     }
     let manager = config.manager();
     let key = config.key(&parts);
+    let mut stale = None;
     if ask == Ask::Normal {
         match manager.get_bytes(&key).await {
             Ok(Some(bytes)) => match Entry::decode(&bytes) {
-                Some(entry) => {
+                Some(entry) if entry.expires_ms > now_ms() => {
                     let left = Duration::from_millis(entry.expires_ms.saturating_sub(now_ms()));
                     tracing::debug!(target: "forge_cache", name = %config.name, "response cache hit");
                     return Ok(respond(&entry, &parts, true, left));
                 }
+                // Past its TTL, within `stale_if_error`: kept for a failure.
+                Some(entry) => stale = Some(entry),
                 None => {
                     tracing::debug!(target: "forge_cache", name = %config.name, "cached response does not decode; recomputing")
                 }
@@ -700,7 +514,23 @@ where
         }
     };
     let request = Request::from_parts(parts.clone(), body);
-    let response = inner.call(request).await?;
+    let response = match run(&config, &mut inner, request, stale.is_some()).await {
+        Ok(r) if !(stale.is_some() && r.status().is_server_error()) => r,
+        outcome => {
+            if let Some(entry) = &stale {
+                tracing::warn!(target: "forge_cache", name = %config.name, "handler failed; serving the stale response");
+                let mut r = respond(entry, &parts, true, Duration::ZERO);
+                r.headers_mut()
+                    .insert(X_CACHE, HeaderValue::from_static("STALE"));
+                return Ok(r);
+            }
+            match outcome {
+                Ok(r) => r,
+                Err(Failure::Panic(payload)) => std::panic::resume_unwind(payload),
+                Err(Failure::Timeout) => unreachable_timeout(),
+            }
+        }
+    };
     let (entry, response) = match storable(&config, response).await {
         Ok(entry) => (entry, None),
         Err(response) => (None, Some(response)),
@@ -719,7 +549,7 @@ where
     if let Some(l) = leader.as_mut() {
         l.finish(Some(&bytes));
     }
-    if let Err(e) = manager.set_bytes(&key, &bytes, ttl).await {
+    if let Err(e) = manager.set_bytes(&key, &bytes, ttl + config.stale).await {
         tracing::debug!(target: "forge_cache", name = %config.name, error = %e, "response cache write failed");
     }
     drop(leader);
@@ -728,6 +558,45 @@ where
         response.headers_mut().append(SET_COOKIE, cookie);
     }
     Ok(response)
+}
+
+/// Why the handler gave no response.
+enum Failure {
+    Panic(Box<dyn std::any::Any + Send>),
+    Timeout,
+}
+
+/// Runs the handler; with a stale copy to fall back on, a panic and (with
+/// `timeout`) a late response are failures rather than the end of the
+/// request.
+async fn run<S>(
+    config: &Config,
+    inner: &mut S,
+    request: Request<Body>,
+    has_stale: bool,
+) -> Result<Response, Failure>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    let call = CatchPanic::new(inner.call(request));
+    let outcome = match (has_stale, config.timeout) {
+        (true, Some(t)) => tokio::time::timeout(t, call)
+            .await
+            .map_err(|_| Failure::Timeout)?,
+        _ => call.await,
+    };
+    match outcome {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(never)) => match never {},
+        Err(payload) => Err(Failure::Panic(payload)),
+    }
+}
+
+/// A timeout applies only with a stale copy, which is served instead.
+fn unreachable_timeout() -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+    r
 }
 
 /// The entry to store for `response`, its TTL and the `Set-Cookie` headers
@@ -843,34 +712,5 @@ mod tests {
         let layer = ResponseCacheLayer::new(Duration::from_secs(1)).name("users");
         assert_eq!(layer.config.pattern("/users/*"), "users:/users/*:*");
         assert_eq!(layer.config.pattern("/a:[b]"), "users:/a%3A%5Bb%5D:*");
-    }
-
-    #[test]
-    fn if_none_match_compares_weakly_and_accepts_lists() {
-        let h = parts("/", &[("if-none-match", "\"x\", W/\"abc\"")]).headers;
-        assert!(none_match(&h, "\"abc\""));
-        assert!(!none_match(&h, "\"abd\""));
-        assert!(none_match(
-            &parts("/", &[("if-none-match", "*")]).headers,
-            "\"q\""
-        ));
-    }
-
-    #[test]
-    fn max_age_prefers_s_maxage() {
-        let d = |s: &str| {
-            s.split(',')
-                .map(|x| x.trim().to_owned())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            max_age(&d("public, max-age=10")),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            max_age(&d("max-age=10, s-maxage=3")),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(max_age(&d("no-cache")), None);
     }
 }
