@@ -6,6 +6,9 @@
 //! - `GET /api/data`: the guide's `@rate_limit(max_requests=5,
 //!   window_seconds=60)`, one budget for all callers (`#[rate_limit]`);
 //! - `POST /login`: 3 attempts a minute per username (`key = "{creds.username}"`);
+//! - `GET /products`: the whole HTTP response cached for a minute
+//!   (`ResponseCacheLayer`), with an `ETag`, so a client that has it gets a
+//!   `304 Not Modified`;
 //! - every route: 20 requests per 10 s per client IP (`RateLimitLayer`).
 //!
 //! Runs on the in-memory backend unless `REDIS_CONNECTION_URL` (or the other
@@ -30,7 +33,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use forge_cache::axum::RateLimitLayer;
+use forge_cache::axum::{RateLimitLayer, ResponseCacheLayer};
 use forge_cache::{
     Algorithm, RateLimit, RateLimitExceeded, RedisSettings, cache_result, init, rate_limit,
 };
@@ -127,6 +130,15 @@ async fn login(Json(creds): Json<Login>) -> Result<String, AppError> {
     Ok(format!("welcome, {}", creds.username))
 }
 
+/// A catalogue page: its whole response is cached by the route's layer.
+async fn products(State(db): State<Db>) -> Json<Vec<User>> {
+    db.lookups.fetch_add(1, Ordering::Relaxed);
+    Json(vec![User {
+        id: 1,
+        name: "a book".into(),
+    }])
+}
+
 fn app(db: Db) -> Router {
     // Every route: 20 requests per 10 s per client IP, smoothed by GCRA.
     let per_ip = RateLimitLayer::new(
@@ -139,6 +151,10 @@ fn app(db: Db) -> Router {
         .route("/users/{id}/rename", post(rename_user))
         .route("/api/data", get(get_data))
         .route("/login", post(login))
+        .route(
+            "/products",
+            get(products).layer(ResponseCacheLayer::new(Duration::from_secs(60)).name("products")),
+        )
         .layer(per_ip)
         .with_state(db)
 }
@@ -180,6 +196,7 @@ async fn run_demo(addr: SocketAddr, db: &Db) -> Result<(), Box<dyn std::error::E
     let cache = forge_cache::current();
     get_user_invalidate(Path(7)).await.ok();
     cache.delete_pattern("rate_limit:*").await.ok();
+    cache.delete_pattern("products:*").await.ok();
 
     for _ in 0..2 {
         let (status, body) = call(addr, "GET", "/users/7", "").await?;
@@ -190,6 +207,26 @@ async fn run_demo(addr: SocketAddr, db: &Db) -> Result<(), Box<dyn std::error::E
     println!("POST /users/7/rename -> {status}");
     let (status, body) = call(addr, "GET", "/users/7", "").await?;
     println!("GET /users/7 -> {status} {body}  (after invalidation)");
+
+    // The response cache: a 200 with an ETag, then a 304 for the client
+    // that sends it back.
+    let (status, body) = call(addr, "GET", "/products", "").await?;
+    let etag = body
+        .split("etag: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    println!("GET /products -> {status} (etag {etag})");
+    let (status, _) = call_with(
+        addr,
+        "GET",
+        "/products",
+        "",
+        &format!("if-none-match: {etag}\r\n"),
+    )
+    .await?;
+    println!("GET /products with If-None-Match -> {status} (not modified)");
 
     for _ in 0..6 {
         let (status, body) = call(addr, "GET", "/api/data", "").await?;
@@ -210,10 +247,22 @@ async fn call(
     path: &str,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    call_with(addr, method, path, body, "").await
+}
+
+/// [`call`] with extra header lines (each ending in `\r\n`). For
+/// `/products`, the body shown is followed by the response's ETag.
+async fn call_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let request = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+         content-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await?;
@@ -229,5 +278,9 @@ async fn call(
         .lines()
         .find_map(|l| l.strip_prefix("retry-after: "))
         .map_or(String::new(), |s| format!(" (retry-after: {s} s)"));
-    Ok((status, format!("{body}{retry_after}")))
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .map_or(String::new(), |e| format!(" etag: {e}"));
+    Ok((status, format!("{body}{retry_after}{etag}")))
 }
