@@ -6,6 +6,8 @@
 //! - `GET /api/data`: the guide's `@rate_limit(max_requests=5,
 //!   window_seconds=60)`, one budget for all callers (`#[rate_limit]`);
 //! - `POST /login`: 3 attempts a minute per username (`key = "{creds.username}"`);
+//! - `GET /visits`: a tower-sessions session, stored by forge-cache
+//!   (`TowerSessionStore`), counting this client's visits;
 //! - `GET /products`: the whole HTTP response cached for a minute
 //!   (`ResponseCacheLayer`), with an `ETag`, so a client that has it gets a
 //!   `304 Not Modified`;
@@ -33,12 +35,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use forge_cache::axum::{RateLimitLayer, ResponseCacheLayer};
+use forge_cache::axum::{RateLimitLayer, ResponseCacheLayer, TowerSessionStore};
 use forge_cache::{
     Algorithm, RateLimit, RateLimitExceeded, RedisSettings, cache_result, init, rate_limit,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower_sessions::{Session, SessionManagerLayer};
 
 /// The "database": user names, and a count of the lookups that reached it.
 #[derive(Clone, Default)]
@@ -130,6 +133,13 @@ async fn login(Json(creds): Json<Login>) -> Result<String, AppError> {
     Ok(format!("welcome, {}", creds.username))
 }
 
+/// Counts this client's visits in its session (kept in Redis, or memory).
+async fn visits(session: Session) -> String {
+    let n: u64 = session.get("visits").await.ok().flatten().unwrap_or(0) + 1;
+    let _ = session.insert("visits", n).await;
+    format!("visits={n}")
+}
+
 /// A catalogue page: its whole response is cached by the route's layer.
 async fn products(State(db): State<Db>) -> Json<Vec<User>> {
     db.lookups.fetch_add(1, Ordering::Relaxed);
@@ -151,6 +161,11 @@ fn app(db: Db) -> Router {
         .route("/users/{id}/rename", post(rename_user))
         .route("/api/data", get(get_data))
         .route("/login", post(login))
+        .route(
+            "/visits",
+            get(visits)
+                .layer(SessionManagerLayer::new(TowerSessionStore::new()).with_secure(false)),
+        )
         .route(
             "/products",
             get(products).layer(ResponseCacheLayer::new(Duration::from_secs(60)).name("products")),
@@ -228,6 +243,22 @@ async fn run_demo(addr: SocketAddr, db: &Db) -> Result<(), Box<dyn std::error::E
     .await?;
     println!("GET /products with If-None-Match -> {status} (not modified)");
 
+    // A session: the cookie of the first answer brings the second visit.
+    let (_, first) = call(addr, "GET", "/visits", "").await?;
+    let cookie = first
+        .split("set-cookie: ")
+        .nth(1)
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    let (_, second) =
+        call_with(addr, "GET", "/visits", "", &format!("cookie: {cookie}\r\n")).await?;
+    println!(
+        "GET /visits -> {}, then with its cookie -> {}",
+        first.split_whitespace().next().unwrap_or_default(),
+        second.split_whitespace().next().unwrap_or_default()
+    );
+
     for _ in 0..6 {
         let (status, body) = call(addr, "GET", "/api/data", "").await?;
         println!("GET /api/data -> {status} {body}");
@@ -282,5 +313,9 @@ async fn call_with(
         .lines()
         .find_map(|l| l.strip_prefix("etag: "))
         .map_or(String::new(), |e| format!(" etag: {e}"));
-    Ok((status, format!("{body}{retry_after}{etag}")))
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .map_or(String::new(), |c| format!(" set-cookie: {c}"));
+    Ok((status, format!("{body}{retry_after}{etag}{cookie}")))
 }

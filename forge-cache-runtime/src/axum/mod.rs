@@ -35,6 +35,8 @@ mod client;
 mod entry;
 mod layer;
 mod response;
+#[cfg(feature = "tower-sessions")]
+mod tower_sessions;
 
 use std::time::Duration;
 
@@ -45,6 +47,8 @@ use ::axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts}
 pub use client::{ClientIp, ForwardedHeader, TrustedProxies};
 pub use layer::{RateLimitLayer, RateLimitService};
 pub use response::{DEFAULT_MAX_BODY, ResponseCacheLayer, ResponseCacheService, X_CACHE};
+#[cfg(feature = "tower-sessions")]
+pub use tower_sessions::TowerSessionStore;
 
 use crate::ratelimit::{Decision, RateLimitExceeded};
 

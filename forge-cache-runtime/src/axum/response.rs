@@ -315,7 +315,7 @@ impl ResponseCacheLayer {
     /// layer.invalidate("/users/*").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn invalidate(&self, path: &str) -> crate::Result<u64> {
+    pub async fn invalidate(&self, path: &str) -> crate::error::Result<u64> {
         let manager = self.config.manager();
         manager.delete_pattern(&self.config.pattern(path)).await
     }
