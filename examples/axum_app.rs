@@ -6,6 +6,11 @@
 //! - `GET /api/data`: the guide's `@rate_limit(max_requests=5,
 //!   window_seconds=60)`, one budget for all callers (`#[rate_limit]`);
 //! - `POST /login`: 3 attempts a minute per username (`key = "{creds.username}"`);
+//! - `GET /visits`: a tower-sessions session, stored by forge-cache
+//!   (`TowerSessionStore`), counting this client's visits;
+//! - `GET /products`: the whole HTTP response cached for a minute
+//!   (`ResponseCacheLayer`), with an `ETag`, so a client that has it gets a
+//!   `304 Not Modified`;
 //! - every route: 20 requests per 10 s per client IP (`RateLimitLayer`).
 //!
 //! Runs on the in-memory backend unless `REDIS_CONNECTION_URL` (or the other
@@ -30,12 +35,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use forge_cache::axum::RateLimitLayer;
+use forge_cache::axum::{RateLimitLayer, ResponseCacheLayer, TowerSessionStore};
 use forge_cache::{
     Algorithm, RateLimit, RateLimitExceeded, RedisSettings, cache_result, init, rate_limit,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower_sessions::{Session, SessionManagerLayer};
 
 /// The "database": user names, and a count of the lookups that reached it.
 #[derive(Clone, Default)]
@@ -63,14 +69,6 @@ struct User {
     name: String,
 }
 
-// `axum::Json<T>` is not `Serialize`, so a cached handler returns the
-// value type, which renders itself as JSON.
-impl IntoResponse for User {
-    fn into_response(self) -> Response {
-        Json(self).into_response()
-    }
-}
-
 #[derive(Debug)]
 enum AppError {
     NotFound,
@@ -93,10 +91,11 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Only `Ok` is cached: a 404 is not, so a user created later is found.
+/// Only `Ok` is cached (as the `User` inside the `Json`): a 404 is not, so
+/// a user created later is found.
 #[cache_result(ttl = 60, key = "user:{id}", skip(db))]
-async fn get_user(State(db): State<Db>, Path(id): Path<u64>) -> Result<User, AppError> {
-    db.load(id).await.ok_or(AppError::NotFound)
+async fn get_user(State(db): State<Db>, Path(id): Path<u64>) -> Result<Json<User>, AppError> {
+    db.load(id).await.map(Json).ok_or(AppError::NotFound)
 }
 
 async fn rename_user(State(db): State<Db>, Path(id): Path<u64>, name: String) -> StatusCode {
@@ -134,6 +133,22 @@ async fn login(Json(creds): Json<Login>) -> Result<String, AppError> {
     Ok(format!("welcome, {}", creds.username))
 }
 
+/// Counts this client's visits in its session (kept in Redis, or memory).
+async fn visits(session: Session) -> String {
+    let n: u64 = session.get("visits").await.ok().flatten().unwrap_or(0) + 1;
+    let _ = session.insert("visits", n).await;
+    format!("visits={n}")
+}
+
+/// A catalogue page: its whole response is cached by the route's layer.
+async fn products(State(db): State<Db>) -> Json<Vec<User>> {
+    db.lookups.fetch_add(1, Ordering::Relaxed);
+    Json(vec![User {
+        id: 1,
+        name: "a book".into(),
+    }])
+}
+
 fn app(db: Db) -> Router {
     // Every route: 20 requests per 10 s per client IP, smoothed by GCRA.
     let per_ip = RateLimitLayer::new(
@@ -146,6 +161,15 @@ fn app(db: Db) -> Router {
         .route("/users/{id}/rename", post(rename_user))
         .route("/api/data", get(get_data))
         .route("/login", post(login))
+        .route(
+            "/visits",
+            get(visits)
+                .layer(SessionManagerLayer::new(TowerSessionStore::new()).with_secure(false)),
+        )
+        .route(
+            "/products",
+            get(products).layer(ResponseCacheLayer::new(Duration::from_secs(60)).name("products")),
+        )
         .layer(per_ip)
         .with_state(db)
 }
@@ -187,6 +211,7 @@ async fn run_demo(addr: SocketAddr, db: &Db) -> Result<(), Box<dyn std::error::E
     let cache = forge_cache::current();
     get_user_invalidate(Path(7)).await.ok();
     cache.delete_pattern("rate_limit:*").await.ok();
+    cache.delete_pattern("products:*").await.ok();
 
     for _ in 0..2 {
         let (status, body) = call(addr, "GET", "/users/7", "").await?;
@@ -197,6 +222,42 @@ async fn run_demo(addr: SocketAddr, db: &Db) -> Result<(), Box<dyn std::error::E
     println!("POST /users/7/rename -> {status}");
     let (status, body) = call(addr, "GET", "/users/7", "").await?;
     println!("GET /users/7 -> {status} {body}  (after invalidation)");
+
+    // The response cache: a 200 with an ETag, then a 304 for the client
+    // that sends it back.
+    let (status, body) = call(addr, "GET", "/products", "").await?;
+    let etag = body
+        .split("etag: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    println!("GET /products -> {status} (etag {etag})");
+    let (status, _) = call_with(
+        addr,
+        "GET",
+        "/products",
+        "",
+        &format!("if-none-match: {etag}\r\n"),
+    )
+    .await?;
+    println!("GET /products with If-None-Match -> {status} (not modified)");
+
+    // A session: the cookie of the first answer brings the second visit.
+    let (_, first) = call(addr, "GET", "/visits", "").await?;
+    let cookie = first
+        .split("set-cookie: ")
+        .nth(1)
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    let (_, second) =
+        call_with(addr, "GET", "/visits", "", &format!("cookie: {cookie}\r\n")).await?;
+    println!(
+        "GET /visits -> {}, then with its cookie -> {}",
+        first.split_whitespace().next().unwrap_or_default(),
+        second.split_whitespace().next().unwrap_or_default()
+    );
 
     for _ in 0..6 {
         let (status, body) = call(addr, "GET", "/api/data", "").await?;
@@ -217,10 +278,22 @@ async fn call(
     path: &str,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    call_with(addr, method, path, body, "").await
+}
+
+/// [`call`] with extra header lines (each ending in `\r\n`). For
+/// `/products`, the body shown is followed by the response's ETag.
+async fn call_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let request = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+         content-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await?;
@@ -236,5 +309,13 @@ async fn call(
         .lines()
         .find_map(|l| l.strip_prefix("retry-after: "))
         .map_or(String::new(), |s| format!(" (retry-after: {s} s)"));
-    Ok((status, format!("{body}{retry_after}")))
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .map_or(String::new(), |e| format!(" etag: {e}"));
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .map_or(String::new(), |c| format!(" set-cookie: {c}"));
+    Ok((status, format!("{body}{retry_after}{etag}{cookie}")))
 }

@@ -67,6 +67,17 @@ fn check_axum_app(out: &str) {
         out.contains(r#"{"id":7,"name":"Ada"}  (after invalidation)"#),
         "{out}"
     );
+    // A tower-sessions session kept by forge-cache.
+    assert!(
+        out.contains("GET /visits -> visits=1, then with its cookie -> visits=2"),
+        "{out}"
+    );
+    // The response cache: a 200 with an ETag, then a 304.
+    assert!(out.contains("GET /products -> 200 (etag \""), "{out}");
+    assert!(
+        out.contains("GET /products with If-None-Match -> 304"),
+        "{out}"
+    );
     assert_eq!(out.matches("GET /api/data -> 200").count(), 5, "{out}");
     assert_eq!(out.matches("GET /api/data -> 429").count(), 1, "{out}");
     assert_eq!(out.matches("POST /login (ada) -> 429").count(), 1, "{out}");

@@ -41,6 +41,9 @@ pub(crate) struct FnInfo {
     pub(crate) ret: Type,
     pub(crate) ret_span: Span,
     pub(crate) ret_kind: ReturnKind,
+    /// The value is an `axum::Json<T>` (the whole return type, or the `Ok`
+    /// or `Some` type), cached as `T`: its span.
+    pub(crate) ret_json: Option<Span>,
     /// Has type or const parameters.
     pub(crate) is_generic: bool,
 }
@@ -105,6 +108,7 @@ impl FnInfo {
             is_async: sig.asyncness.is_some(),
             receiver,
             ret_kind: classify(&ret),
+            ret_json: json_value(&ret),
             ret,
             ret_span,
             args,
@@ -150,6 +154,35 @@ fn classify(ty: &Type) -> ReturnKind {
             _ => ReturnKind::Value,
         },
         _ => ReturnKind::Value,
+    }
+}
+
+/// `Json<T>`, `Result<Json<T>, E>` or `Option<Json<T>>` (by the last path
+/// segment, as `classify`): the span of the `Json`.
+fn json_value(ty: &Type) -> Option<Span> {
+    fn last(ty: &Type) -> Option<&syn::PathSegment> {
+        match ty {
+            Type::Paren(p) => last(&p.elem),
+            Type::Group(g) => last(&g.elem),
+            Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+            _ => None,
+        }
+    }
+    let seg = last(ty)?;
+    if seg.ident == "Json" {
+        return Some(seg.ident.span());
+    }
+    if seg.ident != "Result" && seg.ident != "Option" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(a) = &seg.arguments else {
+        return None;
+    };
+    match a.args.first()? {
+        syn::GenericArgument::Type(inner) => last(inner)
+            .filter(|s| s.ident == "Json")
+            .map(|s| s.ident.span()),
+        _ => None,
     }
 }
 

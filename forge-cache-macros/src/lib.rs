@@ -261,6 +261,8 @@ use proc_macro::TokenStream;
 /// `Result<T, E>` (also `io::Result<T>`, `anyhow::Result<T>`: the last path
 /// segment decides): only `Ok(T)` is stored, as `T`'s JSON. `Option<T>`:
 /// `Some(T)` is stored; `None` only with `cache_none = true` (as `null`).
+/// `axum::Json<T>`, alone or as the `Ok` or `Some` type, stores `T` and
+/// wraps it again on a hit (forge-cache's `axum` feature).
 /// Any other type: always stored. Any stored value is a hit, including `0`,
 /// `""`, `[]`, `false` and `null`. Use `returns = "..."` for aliases whose
 /// name hides the shape.

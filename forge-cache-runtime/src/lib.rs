@@ -129,9 +129,9 @@ macro_rules! __forge_cache_format_postcard {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cache::{
-        CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate, OptionPolicy, Options,
-        Output, Policy, ResultErrPolicy, ResultPolicy, Tags, ValuePolicy, cached, invalidate,
-        invalidate_all,
+        CacheSite, CallKey, JsonPolicy, KeyArg, KeyHasher, KeyReceiver, KeyTemplate,
+        OptionJsonPolicy, OptionPolicy, Options, Output, Policy, ResultErrPolicy, ResultJsonPolicy,
+        ResultPolicy, Tags, ValuePolicy, cached, invalidate, invalidate_all,
     };
     pub use crate::error::Result;
     pub use crate::format::{Format, decode_as, encode_as};

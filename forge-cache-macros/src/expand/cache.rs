@@ -46,6 +46,14 @@ pub(crate) fn cache_result(attr: TokenStream, item: TokenStream) -> TokenStream 
     };
     let plan = key_plan(&args, &info, &mut errors);
     let kind = args.returns.map_or(info.ret_kind, |r| r.0);
+    if let (Some(span), true, Some(_)) =
+        (args.cache_none, kind == ReturnKind::Option, info.ret_json)
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`cache_none` is not supported with `Option<Json<T>>`: return `Option<T>` from an inner cached function and wrap it in `Json` in the handler",
+        ));
+    }
     if let (Some(span), false) = (args.cache_none, kind == ReturnKind::Option) {
         errors.push(syn::Error::new(
             span,
@@ -111,6 +119,12 @@ fn check_value_options(args: &CacheArgs, info: &FnInfo, kind: ReturnKind, errors
             ));
         }
     }
+    if let (Some((_, span)), Some(_)) = (args.err_ttl, info.ret_json) {
+        errors.push(syn::Error::new(
+            span,
+            "`err_ttl` stores the whole `Result`, and `Json<T>` is not serializable: return `Result<T, E>` from an inner cached function and wrap it in `Json` in the handler",
+        ));
+    }
     if let (Some((_, span)), false) = (args.err_ttl, kind == ReturnKind::Result) {
         errors.push(syn::Error::new(
             span,
@@ -140,14 +154,17 @@ impl Body<'_> {
         let key = key_expr(&p, info, self.plan, self_by_value);
         let key_var = mixed("__forge_cache_key");
         let ret = &info.ret;
+        let json = info.ret_json.is_some();
         let policy = match self.kind {
-            ReturnKind::Result if args.err_ttl.is_some() => {
-                Ident::new("ResultErrPolicy", info.ret_span)
-            }
-            ReturnKind::Result => Ident::new("ResultPolicy", info.ret_span),
-            ReturnKind::Option => Ident::new("OptionPolicy", info.ret_span),
-            ReturnKind::Value => Ident::new("ValuePolicy", info.ret_span),
+            ReturnKind::Result if args.err_ttl.is_some() => "ResultErrPolicy",
+            ReturnKind::Result if json => "ResultJsonPolicy",
+            ReturnKind::Result => "ResultPolicy",
+            ReturnKind::Option if json => "OptionJsonPolicy",
+            ReturnKind::Option => "OptionPolicy",
+            ReturnKind::Value if json => "JsonPolicy",
+            ReturnKind::Value => "ValuePolicy",
         };
+        let policy = Ident::new(policy, info.ret_span);
         let stmts = &self.f.block.stmts;
         let p_ret = private_path_at(args.krate.as_ref(), info.ret_span);
         // In the call (not a `let`), so that an uncacheable return type is

@@ -10,6 +10,8 @@
 //! - [`RateLimitLayer`] limits a router or route per client IP (behind
 //!   [`TrustedProxies`] if any) or per key from the request, and sets the
 //!   headers on admitted responses too.
+//! - [`ResponseCacheLayer`] caches the responses of a router or route, with
+//!   `ETag` and `304`, `Cache-Control`, `Age`, `Vary` and `X-Cache`.
 //!
 //! Headers, for `max_requests = 100` per hour with 99 left and 3599 s to
 //! the full quota:
@@ -27,8 +29,14 @@
 //! `draft-ietf-httpapi-ratelimit-headers` (structured fields: quota `q`,
 //! window `w`, remaining `r`, reset `t`).
 
+mod body;
+mod cache_headers;
 mod client;
+mod entry;
 mod layer;
+mod response;
+#[cfg(feature = "tower-sessions")]
+mod tower_sessions;
 
 use std::time::Duration;
 
@@ -38,6 +46,9 @@ use ::axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts}
 
 pub use client::{ClientIp, ForwardedHeader, TrustedProxies};
 pub use layer::{RateLimitLayer, RateLimitService};
+pub use response::{DEFAULT_MAX_BODY, ResponseCacheLayer, ResponseCacheService, X_CACHE};
+#[cfg(feature = "tower-sessions")]
+pub use tower_sessions::TowerSessionStore;
 
 use crate::ratelimit::{Decision, RateLimitExceeded};
 

@@ -31,7 +31,10 @@ pub use call::{
     invalidate_blocking,
 };
 pub use options::Options;
-pub use policy::{OptionPolicy, Output, Policy, ResultErrPolicy, ResultPolicy, ValuePolicy};
+pub use policy::{
+    JsonPolicy, OptionJsonPolicy, OptionPolicy, Output, Policy, ResultErrPolicy, ResultJsonPolicy,
+    ResultPolicy, ValuePolicy,
+};
 pub use site::{CacheSite, CallKey, KeyArg, KeyHasher, KeyReceiver, KeyTemplate};
 pub use stats::{CacheCounters, CacheStats};
 pub use tags::{Tags, invalidate_tag, invalidate_tag_blocking};

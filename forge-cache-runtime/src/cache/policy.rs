@@ -33,9 +33,11 @@ pub enum Output<'a, V> {
 /// assert_eq!(<ResultPolicy as Policy<_>>::stored(&err), None);
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{R}` cannot be cached: the value to store must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
-    label = "the return type of a #[cache_result] function",
-    note = "`Result<T, E>` stores `T`, `Option<T>` stores `T`, any other type is stored whole; derive `Serialize` and `Deserialize` for it (with `err_ttl`, for `E` too)"
+    message = "`{R}` cannot be cached: the value to store must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "#[cache_result] stores this function's result",
+    note = "`Result<T, E>` and `Option<T>` store `T`, `Json<T>` (also inside them) stores `T`, any other type is stored whole: derive `Serialize` and `Deserialize` for `T` (with `err_ttl`, for `E` too)",
+    note = "a response type (`Response`, `Html<..>`, `impl IntoResponse`) cannot be stored: cache a function returning the data, and build the response from it",
+    note = "`axum::Json<T>` needs forge-cache's `axum` feature"
 )]
 pub trait Policy<R> {
     /// What is stored.
@@ -66,6 +68,19 @@ pub struct OptionPolicy;
 /// Any other type: every output is stored.
 pub struct ValuePolicy;
 
+/// `axum::Json<T>`: stored as `T`, wrapped again on a hit (with the `axum`
+/// feature).
+pub struct JsonPolicy;
+
+/// `Result<axum::Json<T>, E>`: `Ok` stored as `T` (with the `axum`
+/// feature).
+pub struct ResultJsonPolicy;
+
+/// `Option<axum::Json<T>>`: `Some` stored as `T`, `None` never (with the
+/// `axum` feature).
+pub struct OptionJsonPolicy;
+
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>> for ResultPolicy {
     type Stored = T;
     type Value = T;
@@ -83,6 +98,7 @@ impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>> for ResultPolicy {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T, E> Policy<Result<T, E>> for ResultErrPolicy
 where
     T: Serialize + DeserializeOwned,
@@ -101,6 +117,7 @@ where
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for OptionPolicy {
     type Stored = Option<T>;
     type Value = T;
@@ -118,6 +135,7 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for OptionPolicy {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> Policy<T> for ValuePolicy {
     type Stored = T;
     type Value = T;
@@ -129,6 +147,68 @@ impl<T: Serialize + DeserializeOwned> Policy<T> for ValuePolicy {
     }
     fn from_stored(stored: T) -> T {
         stored
+    }
+}
+
+#[cfg(feature = "axum")]
+mod json {
+    use axum::Json;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::{JsonPolicy, OptionJsonPolicy, Output, Policy, ResultJsonPolicy};
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Serialize + DeserializeOwned> Policy<Json<T>> for JsonPolicy {
+        type Stored = T;
+        type Value = T;
+        fn output(out: &Json<T>) -> Output<'_, T> {
+            Output::Value(&out.0)
+        }
+        fn stored(out: &Json<T>) -> Option<&T> {
+            Some(&out.0)
+        }
+        fn from_stored(stored: T) -> Json<T> {
+            Json(stored)
+        }
+    }
+
+    #[diagnostic::do_not_recommend]
+    impl<T: Serialize + DeserializeOwned, E> Policy<Result<Json<T>, E>> for ResultJsonPolicy {
+        type Stored = T;
+        type Value = T;
+        fn output(out: &Result<Json<T>, E>) -> Output<'_, T> {
+            match out {
+                Ok(v) => Output::Value(&v.0),
+                Err(_) => Output::Err,
+            }
+        }
+        fn stored(out: &Result<Json<T>, E>) -> Option<&T> {
+            out.as_ref().ok().map(|j| &j.0)
+        }
+        fn from_stored(stored: T) -> Result<Json<T>, E> {
+            Ok(Json(stored))
+        }
+    }
+
+    /// `None` is never stored (`cache_none` is a compile error with
+    /// `Option<Json<T>>`), so what is stored is `T`.
+    #[diagnostic::do_not_recommend]
+    impl<T: Serialize + DeserializeOwned> Policy<Option<Json<T>>> for OptionJsonPolicy {
+        type Stored = T;
+        type Value = T;
+        fn output(out: &Option<Json<T>>) -> Output<'_, T> {
+            match out {
+                Some(v) => Output::Value(&v.0),
+                None => Output::None,
+            }
+        }
+        fn stored(out: &Option<Json<T>>) -> Option<&T> {
+            out.as_ref().map(|j| &j.0)
+        }
+        fn from_stored(stored: T) -> Option<Json<T>> {
+            Some(Json(stored))
+        }
     }
 }
 
