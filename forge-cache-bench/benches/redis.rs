@@ -506,6 +506,8 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
         .await;
     }
 
+    http_rows(&mut b, &raw).await;
+
     // Allocations per call, measured on one task after warm-up.
     let mut allocs = Vec::new();
     let n = 10_000u64;
@@ -632,4 +634,83 @@ fn formats(ops: usize) {
     row("~200 B (one product)", &small, n);
     row("~20 kB (100 products)", &large, n / 10);
     println!("\n(ratios: serde_json time / this time; above 1 is faster than JSON)");
+}
+
+/// HTTP rows: a route behind `ResponseCacheLayer` against the same route
+/// uncached, and a cached route's hit against raw `GET` + decode, all
+/// through the router itself (server time per request; no sockets).
+async fn http_rows(b: &mut Bench, raw: &redis::aio::MultiplexedConnection) {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use forge_cache::axum::ResponseCacheLayer;
+    use tower_service::Service;
+
+    /// A catalogue page: 100 products as JSON (~22 kB).
+    async fn catalog() -> axum::Json<Vec<Product>> {
+        axum::Json((0..100).map(product).collect())
+    }
+    /// One product as JSON (~200 B).
+    async fn one() -> axum::Json<Product> {
+        axum::Json(product(1))
+    }
+    fn req(path: &'static str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).unwrap()
+    }
+    async fn call(router: &Router, path: &'static str) {
+        let mut r = router.clone();
+        let response = Service::call(&mut r, req(path)).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        std::hint::black_box(body);
+    }
+    let plain = Router::new()
+        .route("/catalog", get(catalog))
+        .route("/one", get(one));
+    let cached = plain
+        .clone()
+        .layer(ResponseCacheLayer::new(Duration::from_secs(3600)).name("bench_route"));
+    call(&cached, "/catalog").await;
+    call(&cached, "/one").await;
+    for conc in [1usize, 64] {
+        let (s, r) = (cached.clone(), plain.clone());
+        b.pair(
+            "route hit, 22 kB page (ResponseCacheLayer)",
+            conc,
+            move |_| {
+                let s = s.clone();
+                async move { call(&s, "/catalog").await }
+            },
+            "same route uncached (serializes 100 products)",
+            move |_| {
+                let r = r.clone();
+                async move { call(&r, "/catalog").await }
+            },
+        )
+        .await;
+        let (s, rawc) = (cached.clone(), raw.clone());
+        b.pair(
+            "route hit, 200 B body (ResponseCacheLayer)",
+            conc,
+            move |_| {
+                let s = s.clone();
+                async move { call(&s, "/one").await }
+            },
+            "raw GET + decode",
+            move |_| {
+                let mut c = rawc.clone();
+                async move {
+                    let bytes: Vec<u8> = redis::cmd("GET")
+                        .arg("raw:product:1")
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                    std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
+                }
+            },
+        )
+        .await;
+    }
 }
