@@ -109,6 +109,17 @@ async fn cached_crate_product(id: u64) -> Result<Product, String> {
     Ok(product(id))
 }
 
+/// The reference of a hit: raw redis-rs `GET` of the ~200 B product and
+/// its JSON decode.
+async fn raw_get_decode(mut c: redis::aio::MultiplexedConnection) {
+    let bytes: Vec<u8> = redis::cmd("GET")
+        .arg("raw:product:1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
+}
+
 struct Bench {
     ops: usize,
     rows: Vec<Row>,
@@ -336,17 +347,7 @@ async fn run(url: &str, ops: usize) -> (Vec<Row>, Vec<(&'static str, f64)>) {
                 std::hint::black_box(cached_product(1).await);
             },
             "raw GET + decode",
-            move |_| {
-                let mut c = rawc.clone();
-                async move {
-                    let bytes: Vec<u8> = redis::cmd("GET")
-                        .arg("raw:product:1")
-                        .query_async(&mut c)
-                        .await
-                        .unwrap();
-                    std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
-                }
-            },
+            move |_| raw_get_decode(rawc.clone()),
         )
         .await;
 
@@ -699,17 +700,7 @@ async fn http_rows(b: &mut Bench, raw: &redis::aio::MultiplexedConnection) {
                 async move { call(&s, "/one").await }
             },
             "raw GET + decode",
-            move |_| {
-                let mut c = rawc.clone();
-                async move {
-                    let bytes: Vec<u8> = redis::cmd("GET")
-                        .arg("raw:product:1")
-                        .query_async(&mut c)
-                        .await
-                        .unwrap();
-                    std::hint::black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
-                }
-            },
+            move |_| raw_get_decode(rawc.clone()),
         )
         .await;
     }

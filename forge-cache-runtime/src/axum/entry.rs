@@ -61,7 +61,14 @@ impl Entry {
 
     /// The entry in `bytes`, or `None` when they are not one.
     pub(super) fn decode(bytes: &[u8]) -> Option<Entry> {
-        let mut r = Reader(bytes);
+        Self::decode_owned(bytes.to_vec())
+    }
+
+    /// [`decode`](Self::decode), keeping `bytes` as the body's storage: a
+    /// hit does not copy the body.
+    pub(super) fn decode_owned(bytes: Vec<u8>) -> Option<Entry> {
+        let total = bytes.len();
+        let mut r = Reader(&bytes);
         if r.take(4)? != MAGIC {
             return None;
         }
@@ -79,10 +86,11 @@ impl Entry {
             let value = HeaderValue::from_bytes(r.take(v)?).ok()?;
             headers.push((name, value));
         }
+        let body_start = total - r.0.len();
         Some(Entry {
             status,
             headers,
-            body: Bytes::copy_from_slice(r.0),
+            body: Bytes::from(bytes).slice(body_start..),
             etag,
             stored_ms,
             expires_ms,

@@ -469,7 +469,7 @@ where
     let mut stale = None;
     if ask == Ask::Normal {
         match manager.get_bytes(&key).await {
-            Ok(Some(bytes)) => match Entry::decode(&bytes) {
+            Ok(Some(bytes)) => match Entry::decode_owned(bytes) {
                 Some(entry) if entry.expires_ms > now_ms() => {
                     let left = Duration::from_millis(entry.expires_ms.saturating_sub(now_ms()));
                     tracing::debug!(target: "forge_cache", name = %config.name, "response cache hit");
