@@ -177,13 +177,17 @@ async fn hits_misses_etags_and_304(env: Env) {
     // The client's no-cache does not bypass the server cache by default.
     let no_cache = curl(port, "/items/1", &["-H", "Cache-Control: no-cache"]).await;
     assert_eq!(no_cache.cache(), "HIT");
+    // An authorized request is not answered from a shared entry, nor stored.
+    let authorized = curl(port, "/items/1", &["-H", "Authorization: Bearer ada"]).await;
+    assert_eq!((authorized.status, authorized.cache()), (200, "none"));
     // HEAD is answered from the GET entry.
     let head = curl(port, "/items/1", &["-I"]).await;
     assert_eq!(
         (head.status, head.cache(), head.body.as_str()),
         (200, "HIT", "")
     );
-    assert_eq!(app.runs.load(Ordering::SeqCst), 2);
+    // The query variant and the authorized request ran the handler.
+    assert_eq!(app.runs.load(Ordering::SeqCst), 3);
 }
 
 async fn vary_no_store_errors_and_big_bodies(env: Env) {

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ::axum::body::Body;
-use ::axum::http::header::{CONTENT_LENGTH, ETAG, SET_COOKIE, VARY};
+use ::axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, ETAG, SET_COOKIE, VARY};
 use ::axum::http::request::Parts;
 use ::axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use ::axum::response::Response;
@@ -52,6 +52,9 @@ pub use super::cache_headers::X_CACHE;
 ///   (Postman sends `Cache-Control: no-cache` on every request) would
 ///   otherwise switch the server cache off for everyone it serves. Turn it
 ///   on with [`respect_client_no_cache`](Self::respect_client_no_cache).
+/// - **Authorized requests** (with an `Authorization` header) pass through
+///   uncached, unless [`key_by`](Self::key_by) puts the caller in the key:
+///   one user's response is never served to another.
 /// - **Single flight:** concurrent misses of one key in this process run
 ///   the handler once.
 /// - **Failures:** when Redis fails, the handler simply runs.
@@ -414,6 +417,12 @@ enum Ask {
 
 fn ask(config: &Config, parts: &Parts) -> Ask {
     if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Ask::Pass;
+    }
+    // RFC 9111 section 3.5: a shared cache does not answer an authorized
+    // request from another one's response. With `key_by`, the key says
+    // whose response it is.
+    if config.key.is_none() && parts.headers.contains_key(AUTHORIZATION) {
         return Ask::Pass;
     }
     if !config.respect_no_cache {
