@@ -140,7 +140,6 @@ pub mod __private {
         Algorithm, OnError, RateLimitExceeded, RateSite, rate_limit_check,
         rate_limit_check_rendered,
     };
-    pub use crate::scope::refresh;
     pub use crate::{
         __forge_cache_format_msgpack as format_msgpack,
         __forge_cache_format_postcard as format_postcard,
@@ -157,7 +156,6 @@ pub mod __private {
             rate_limit_check_blocking as rate_limit_check,
             rate_limit_check_rendered_blocking as rate_limit_check_rendered,
         };
-        pub use crate::scope::refresh_blocking as refresh;
     }
 }
 

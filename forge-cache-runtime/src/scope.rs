@@ -1,8 +1,6 @@
 //! Scopes that change what cached calls and rate-limit checks do, for the
-//! code they run: [`bypass`] (the cache is neither read nor written),
-//! `refresh` (the next cached call recomputes and stores, behind the
-//! generated `<fn>_refresh`) and the testing scope that also turns rate
-//! limits off.
+//! code they run: [`bypass`] (the cache is neither read nor written) and
+//! the testing scopes (rate limits off, events recorded).
 //!
 //! A scope is a thread-local set of flags, set while its future is polled
 //! (or its closure runs) and restored after, so it covers exactly the code
@@ -22,8 +20,6 @@ use crate::telemetry::Event;
 pub(crate) const CACHE_OFF: u8 = 1;
 /// Flag: rate-limit checks admit without counting.
 pub(crate) const RATE_LIMIT_OFF: u8 = 2;
-/// Flag: the next cached call recomputes and stores (consumed by it).
-pub(crate) const REFRESH_NEXT: u8 = 4;
 /// Flag: cache events are also recorded in the innermost [`Recording`].
 const RECORDING: u8 = 8;
 
@@ -63,61 +59,31 @@ pub(crate) fn has(flag: u8) -> bool {
     FLAGS.with(|f| f.get() & flag != 0)
 }
 
-/// What the next cached call on this thread does: `CACHE_OFF`,
-/// `REFRESH_NEXT` (consumed here) or neither.
-pub(crate) fn take_cache_mode() -> u8 {
-    FLAGS.with(|f| {
-        let bits = f.get();
-        if bits & REFRESH_NEXT != 0 {
-            f.set(bits & !REFRESH_NEXT);
-        }
-        bits & (CACHE_OFF | REFRESH_NEXT)
-    })
-}
-
-/// Runs `f` with `flags` added to the scope; returns the result and
-/// whether the `REFRESH_NEXT` this scope added was consumed.
-fn with_flags<R>(
-    flags: u8,
-    recording: Option<&Arc<Recording>>,
-    f: impl FnOnce() -> R,
-) -> (R, bool) {
-    // Restores the outer flags, even when `f` unwinds. A `REFRESH_NEXT`
-    // of the outer scope consumed inside stays consumed.
+/// Runs `f` with `flags` (and `recording`) added to the scope, restoring
+/// the outer scope after, even when `f` unwinds.
+fn with_flags<R>(flags: u8, recording: Option<&Arc<Recording>>, f: impl FnOnce() -> R) -> R {
     struct Restore {
         outer: u8,
-        added: u8,
+        recorded: bool,
     }
     impl Drop for Restore {
         fn drop(&mut self) {
-            if self.added & RECORDING != 0 {
+            if self.recorded {
                 RECORDINGS.with(|r| r.borrow_mut().pop());
             }
-            FLAGS.with(|c| {
-                let mut outer = self.outer;
-                if c.get() & REFRESH_NEXT == 0 && self.added & REFRESH_NEXT == 0 {
-                    outer &= !REFRESH_NEXT;
-                }
-                c.set(outer);
-            });
+            FLAGS.with(|c| c.set(self.outer));
         }
     }
-    let flags = match recording {
-        Some(rec) => {
-            RECORDINGS.with(|r| r.borrow_mut().push(rec.clone()));
-            flags | RECORDING
-        }
-        None => flags,
+    let mut flags = flags;
+    if let Some(rec) = recording {
+        RECORDINGS.with(|r| r.borrow_mut().push(rec.clone()));
+        flags |= RECORDING;
+    }
+    let _restore = Restore {
+        outer: FLAGS.with(|c| c.replace(c.get() | flags)),
+        recorded: recording.is_some(),
     };
-    let outer = FLAGS.with(|c| c.replace(c.get() | flags));
-    let restore = Restore {
-        outer,
-        added: flags,
-    };
-    let out = f();
-    let consumed = flags & REFRESH_NEXT != 0 && !has(REFRESH_NEXT);
-    drop(restore);
-    (out, consumed)
+    f()
 }
 
 pin_project_lite::pin_project! {
@@ -137,11 +103,7 @@ impl<F: Future> Future for Scoped<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let inner = this.inner;
-        let (poll, consumed) = with_flags(*this.flags, this.recording.as_ref(), || inner.poll(cx));
-        if consumed {
-            *this.flags &= !REFRESH_NEXT;
-        }
-        poll
+        with_flags(*this.flags, this.recording.as_ref(), || inner.poll(cx))
     }
 }
 
@@ -154,7 +116,7 @@ pub(crate) fn scoped<F: Future>(flags: u8, inner: F) -> Scoped<F> {
 }
 
 pub(crate) fn scoped_blocking<R>(flags: u8, f: impl FnOnce() -> R) -> R {
-    with_flags(flags, None, f).0
+    with_flags(flags, None, f)
 }
 
 /// `inner`, recording the cache events it causes in `recording`.
@@ -168,7 +130,7 @@ pub(crate) fn recorded<F: Future>(recording: Arc<Recording>, inner: F) -> Scoped
 
 /// Blocking form of [`recorded`].
 pub(crate) fn recorded_blocking<R>(recording: &Arc<Recording>, f: impl FnOnce() -> R) -> R {
-    with_flags(0, Some(recording), f).0
+    with_flags(0, Some(recording), f)
 }
 
 /// Runs `fut` with the cache bypassed: every `#[cache_result]` function it
@@ -204,17 +166,6 @@ pub fn bypass_blocking<R>(f: impl FnOnce() -> R) -> R {
     scoped_blocking(CACHE_OFF, f)
 }
 
-/// Behind the generated `<fn>_refresh`: the first cached call `fut` makes
-/// skips the read, recomputes and stores its result.
-pub fn refresh<F: Future>(fut: F) -> Scoped<F> {
-    scoped(REFRESH_NEXT, fut)
-}
-
-/// Blocking form of [`refresh`].
-pub fn refresh_blocking<R>(f: impl FnOnce() -> R) -> R {
-    scoped_blocking(REFRESH_NEXT, f)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,14 +181,6 @@ mod tests {
             assert!(!has(RATE_LIMIT_OFF));
         });
         assert!(!has(CACHE_OFF));
-    }
-
-    #[test]
-    fn refresh_is_consumed_by_the_first_call_only() {
-        refresh_blocking(|| {
-            assert_eq!(take_cache_mode(), REFRESH_NEXT);
-            assert_eq!(take_cache_mode(), 0);
-        });
     }
 
     #[test]

@@ -234,10 +234,9 @@ enum Mode {
 }
 
 fn mode<V>(site: &'static CacheSite, opts: &Options<V>) -> Mode {
-    let scope = scope::take_cache_mode();
-    let mode = if scope & scope::CACHE_OFF != 0 {
+    let mode = if scope::has(scope::CACHE_OFF) {
         Mode::Bypass
-    } else if opts.force || scope & scope::REFRESH_NEXT != 0 {
+    } else if opts.force {
         Mode::Refresh
     } else {
         return Mode::Normal;
